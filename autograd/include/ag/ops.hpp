@@ -1,0 +1,102 @@
+#pragma once
+// Every differentiable op of attnlab. Binary element-wise ops broadcast as NumPy does; their
+// backward sums the gradient back to each input's shape. Axes may be negative (from the end).
+// Shape legend used in comments: B batch, T time, D features, C classes, V vocabulary.
+#include <cstdint>
+#include <vector>
+
+#include "ag/tensor.hpp"
+
+namespace ag {
+
+// ---- element-wise, binary (broadcasting) -------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);  // a > 0 wherever b's gradient is wanted
+// cond != 0 picks a, else b; cond carries no gradient.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// x with value wherever mask != 0 (mask broadcasts to x; no gradient flows to filled places).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- element-wise with a scalar ----------------------------------------------------------
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor rsub(const Tensor& a, double s);  // s - a
+Tensor rdiv(const Tensor& a, double s);  // s / a
+Tensor pow(const Tensor& a, double exponent);
+
+// ---- element-wise, unary -----------------------------------------------------------------
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // tanh approximation (GPT-2; PyTorch approximate="tanh")
+Tensor abs(const Tensor& x);   // gradient sign(x), 0 at 0
+Tensor clamp(const Tensor& x, double lo, double hi);  // gradient 1 inside [lo, hi], 0 outside
+
+// ---- reductions --------------------------------------------------------------------------
+Tensor sum(const Tensor& x);  // all elements -> shape []
+Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdim = false);
+Tensor max(const Tensor& x);  // gradient goes to the first maximal element
+Tensor max(const Tensor& x, int axis, bool keepdim = false);
+
+// ---- shape -------------------------------------------------------------------------------
+Tensor reshape(const Tensor& x, std::vector<std::int64_t> shape);  // one entry may be -1
+Tensor flatten(const Tensor& x, int start_axis = 0, int end_axis = -1);
+Tensor unsqueeze(const Tensor& x, int axis);
+Tensor squeeze(const Tensor& x, int axis);  // the axis must have size 1
+Tensor transpose(const Tensor& x, int dim0, int dim1);
+Tensor permute(const Tensor& x, const std::vector<int>& dims);
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
+Tensor select(const Tensor& x, int axis, std::int64_t index);  // removes the axis
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+Tensor stack(const std::vector<Tensor>& xs, int axis);
+Tensor expand(const Tensor& x, const Shape& shape);  // broadcast to shape
+
+// ---- linear algebra ----------------------------------------------------------------------
+// a: [..., M, K], b: [..., K, N] -> [..., M, N]; batch dims broadcast. 1-D operands are
+// treated as in NumPy (a vector on the left is a row, on the right a column, then dropped).
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- neural-network ops ------------------------------------------------------------------
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+// Normalises over the last axis, then scales by weight [D] and shifts by bias [D] when defined.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// weight: [V, D], ids: any shape S with values in [0, V) -> [S..., D]. Backward: scatter-add.
+Tensor embedding(const Tensor& weight, const Indices& ids);
+// Zeroes each element with probability p and scales the rest by 1/(1-p); identity when !training.
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+
+enum class Reduction { mean, sum, none };
+struct CrossEntropyOptions {
+  std::int64_t ignore_index = -100;  // targets equal to it contribute nothing (padding)
+  Reduction reduction = Reduction::mean;  // mean over the targets that are not ignored
+};
+// logits: [N, C] or [..., C]; targets: N (or ...) class ids. Fused log_softmax + NLL.
+Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o = {});
+Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction = Reduction::mean);
+
+// ---- operators ---------------------------------------------------------------------------
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+inline Tensor operator+(double s, const Tensor& a) { return add(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
+inline Tensor operator-(double s, const Tensor& a) { return rsub(a, s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
+inline Tensor operator/(double s, const Tensor& a) { return rdiv(a, s); }
+
+}  // namespace ag

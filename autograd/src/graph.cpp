@@ -1,0 +1,262 @@
+// The graph and the backward pass; plus the layout helpers every op file uses.
+//
+// Note [backward order]: backward() collects the nodes that need a gradient by a depth-first
+// walk with an explicit stack (an RNN unrolled over 1,000 steps, or a chain of 100,000 ops,
+// would overflow the call stack if this recursed), then runs their rules in reverse
+// post-order, so a node's rule runs only after every consumer has added into its .grad.
+// Inputs are kept in a std::vector, so the order, and hence every floating-point sum, is the
+// same from run to run. The recursive version it replaces:
+//     visit(n): if seen(n) return; for i in n.inputs: visit(i); order.push(n)
+#include <algorithm>
+#include <unordered_set>
+
+#include "ag/ops.hpp"
+#include "internal.hpp"
+#include "kernels/kernels.hpp"
+
+namespace ag {
+
+Node::~Node() {
+  // Release the chain of inputs iteratively: a node whose last owner is this chain is
+  // emptied here, so no destructor below ever recurses.
+  std::vector<std::shared_ptr<Node>> pending = std::move(inputs);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    if (n && n.use_count() == 1) {
+      for (auto& in : n->inputs) pending.push_back(std::move(in));
+      n->inputs.clear();
+      n->backward = nullptr;
+    }
+  }
+}
+
+template <class T>
+xt::xarray<T>* Node::input_grad(std::size_t i) {
+  Node& in = *inputs[i];
+  if (!in.requires_grad) return nullptr;
+  if (!in.grad) in.grad = Array(in.data.dtype(), in.data.shape());
+  return &in.grad->as<T>();
+}
+template xt::xarray<float>* Node::input_grad<float>(std::size_t);
+template xt::xarray<double>* Node::input_grad<double>(std::size_t);
+
+void Node::accumulate(std::size_t i, const Array& g) {
+  Node& in = *inputs[i];
+  if (!in.requires_grad) return;
+  const Array& summed = g.shape() == in.data.shape() ? g : detail::reduce_to_shape(g, in.data.shape());
+  if (summed.shape() != in.data.shape())  // an op's backward rule is wrong: say which
+    fail(op, " backward: gradient of shape ", shape_str(g.shape()), " for input ", i, " of shape ",
+         shape_str(in.data.shape()));
+  if (!in.grad) {
+    in.grad = summed.dtype() == in.data.dtype() ? summed : summed.to(in.data.dtype());
+    return;
+  }
+  dispatch(in.data.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::acc(in.grad->ptr<T>(), summed.ptr<T>(), summed.size());
+  });
+}
+
+namespace {
+
+// Depth-first post-order of the nodes reachable from root that require grad (Note [backward order]).
+// The order owns its nodes: backward() frees each node's inputs as it goes, and an
+// intermediate result that nobody else holds must survive until its own rule has run.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<std::shared_ptr<Node>, std::size_t>> stack;  // node, next input to visit
+  stack.emplace_back(root, 0);
+  seen.insert(root.get());
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (node->graph_freed)
+      fail("backward: the graph through '", node->op, "' (output ", shape_str(node->data.shape()),
+           ") was already freed by an earlier backward(); pass retain_graph = true to the first "
+           "backward() to go through it twice");
+    if (next < node->inputs.size()) {
+      const std::shared_ptr<Node>& in = node->inputs[next++];
+      if (in && in->requires_grad && seen.insert(in.get()).second) stack.emplace_back(in, 0);
+    } else {
+      order.push_back(std::move(node));
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+void run_backward(const std::shared_ptr<Node>& root, Array seed, bool retain_graph) {
+  if (!root->requires_grad)
+    fail("backward: the tensor (from '", root->op, "') does not require grad; nothing to differentiate");
+  std::vector<std::shared_ptr<Node>> order = topological_order(root);
+  if (root->grad) {
+    dispatch(seed.dtype(), [&](auto t) {
+      using T = decltype(t);
+      kernels::acc(root->grad->ptr<T>(), seed.ptr<T>(), seed.size());
+    });
+  } else {
+    root->grad = std::move(seed);
+  }
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* n = it->get();
+    if (n->leaf) continue;
+    if (n->grad && n->backward) n->backward(*n);
+    if (!n->retains_grad) n->grad.reset();
+    if (!retain_graph) {  // release what only backward needed, as early as possible
+      n->backward = nullptr;
+      n->inputs.clear();
+      n->graph_freed = true;
+      it->reset();  // every consumer of this node has already run
+    }
+  }
+}
+
+}  // namespace
+
+void Tensor::backward(bool retain_graph) const {
+  if (numel() != 1)
+    fail("backward: a gradient can be created implicitly only for a one-element output, got shape ",
+         shape_str(shape()), "; pass grad_output");
+  Array seed(dtype(), shape());
+  seed.fill(1.0);
+  run_backward(node_ptr(), std::move(seed), retain_graph);
+}
+
+void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
+  detail::check_defined("backward", grad_output);
+  if (grad_output.shape() != shape() || grad_output.dtype() != dtype())
+    fail("backward: grad_output ", shape_str(grad_output.shape()), " ", dtype_name(grad_output.dtype()),
+         " does not match the output ", shape_str(shape()), " ", dtype_name(dtype()));
+  run_backward(node_ptr(), grad_output.array(), retain_graph);
+}
+
+namespace detail {
+
+Tensor make_result(const char* op, Array data, std::vector<Tensor> inputs, BackwardFn backward) {
+  auto node = std::make_shared<Node>();
+  node->data = std::move(data);
+  node->op = op;
+  node->leaf = false;
+  bool needs = false;
+  if (grad_enabled())
+    for (const auto& t : inputs) needs = needs || t.requires_grad();
+  if (needs) {
+    node->requires_grad = true;
+    node->inputs.reserve(inputs.size());
+    for (auto& t : inputs) node->inputs.push_back(t.node_ptr());
+    node->backward = std::move(backward);
+  }
+  return Tensor(std::move(node));
+}
+
+void check_defined(const char* op, const Tensor& t) {
+  if (!t.defined()) fail(op, ": got an undefined tensor");
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  check_defined(op, a);
+  check_defined(op, b);
+  if (a.dtype() != b.dtype())
+    fail(op, ": dtypes differ: ", shape_str(a.shape()), " ", dtype_name(a.dtype()), " and ", shape_str(b.shape()),
+         " ", dtype_name(b.dtype()), " (convert one with .to())");
+}
+
+std::size_t normalize_axis(const char* op, int axis, std::size_t ndim) {
+  const int n = int(ndim);
+  if (axis < -n || axis >= n)
+    fail(op, ": axis ", axis, " is out of range for a tensor with ", ndim, " dimension", ndim == 1 ? "" : "s");
+  return std::size_t(axis < 0 ? axis + n : axis);
+}
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  const std::size_t nd = std::max(a.size(), b.size());
+  Shape out(nd);
+  for (std::size_t i = 0; i < nd; ++i) {
+    const std::size_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
+    const std::size_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
+    if (da != db && da != 1 && db != 1)
+      fail(op, ": shapes ", shape_str(a), " and ", shape_str(b), " cannot be broadcast (", da, " vs ", db,
+           " at axis ", i, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Strides contiguous_strides(const Shape& shape) {
+  Strides s(shape.size());
+  std::ptrdiff_t acc = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    s[i] = acc;
+    acc *= std::ptrdiff_t(shape[i]);
+  }
+  return s;
+}
+
+Strides broadcast_strides(const Shape& in, const Shape& out) {
+  const Strides cs = contiguous_strides(in);
+  Strides s(out.size(), 0);
+  const std::size_t lead = out.size() - in.size();
+  for (std::size_t i = 0; i < in.size(); ++i) s[lead + i] = in[i] == 1 ? 0 : cs[i];
+  return s;
+}
+
+void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const Strides& strides) {
+  const Strides ds = contiguous_strides(dst.shape());
+  dispatch(dst.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* d = dst.ptr<T>();
+    const T* s = src.ptr<T>() + offset;
+    for_each_row<2>(dst.shape(), {&ds, &strides}, [&](auto off, std::size_t len, auto inner) {
+      T* dr = d + off[0];
+      const T* sr = s + off[1];
+      if (inner[1] == 1) std::copy(sr, sr + len, dr);
+      else for (std::size_t j = 0; j < len; ++j) dr[j] = sr[std::ptrdiff_t(j) * inner[1]];
+    });
+  });
+}
+
+void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src) {
+  const Strides ss = contiguous_strides(src.shape());
+  dispatch(dst.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* d = dst.ptr<T>() + offset;
+    const T* s = src.ptr<T>();
+    for_each_row<2>(src.shape(), {&strides, &ss}, [&](auto off, std::size_t len, auto inner) {
+      T* dr = d + off[0];
+      const T* sr = s + off[1];
+      if (inner[0] == 1) kernels::acc(dr, sr, len);
+      else if (inner[0] == 0) *dr += kernels::sum(sr, len);
+      else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * inner[0]] += sr[j];
+    });
+  });
+}
+
+Array reduce_to_shape(const Array& g, const Shape& target) {
+  bool compatible = target.size() <= g.dim();
+  for (std::size_t i = 0; compatible && i < target.size(); ++i) {
+    const std::size_t t = target[i], d = g.shape()[g.dim() - target.size() + i];
+    compatible = t == d || t == 1;
+  }
+  if (!compatible)
+    fail("unbroadcast: cannot sum a gradient of shape ", shape_str(g.shape()), " to ", shape_str(target));
+  Array out(g.dtype(), target);
+  scatter_add_strided(out, 0, broadcast_strides(target, g.shape()), g);
+  return out;
+}
+
+Array permute_array(const Array& x, const std::vector<std::size_t>& perm) {
+  Shape out_shape(perm.size());
+  const Strides xs = contiguous_strides(x.shape());
+  Strides read(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    out_shape[i] = x.shape()[perm[i]];
+    read[i] = xs[perm[i]];
+  }
+  Array out(x.dtype(), out_shape);
+  gather_strided(out, x, 0, read);
+  return out;
+}
+
+}  // namespace detail
+}  // namespace ag

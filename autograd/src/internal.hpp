@@ -1,0 +1,68 @@
+#pragma once
+// Shared machinery of the op files (not public): making an op's output node, checking
+// arguments, and walking broadcast / strided layouts row by row.
+#include <array>
+#include <cstddef>
+#include <vector>
+
+#include "ag/ops.hpp"
+#include "ag/tensor.hpp"
+
+namespace ag::detail {
+
+using Strides = xt::svector<std::ptrdiff_t, 4>;  // in elements, one per axis
+
+// The output of an op. When grad mode is on and any input requires grad, the node records the
+// inputs and the backward rule; otherwise it is a plain constant and the rule is dropped.
+Tensor make_result(const char* op, Array data, std::vector<Tensor> inputs, BackwardFn backward);
+
+// Argument checks that throw ag::Error naming the op.
+void check_defined(const char* op, const Tensor& t);
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+std::size_t normalize_axis(const char* op, int axis, std::size_t ndim);  // -1 -> ndim-1
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+
+// Row-major strides of a contiguous array of this shape.
+Strides contiguous_strides(const Shape& shape);
+// Strides for reading an array of shape `in` as if broadcast to `out` (0 along broadcast axes).
+Strides broadcast_strides(const Shape& in, const Shape& out);
+
+// Visits every element of `shape` in row-major order, one row of the last axis at a time:
+// row(offsets, len, inner) where offsets[k] is where the row starts in operand k (laid out
+// with strides[k]) and inner[k] the step between its elements along the row.
+template <std::size_t N, class Row>
+void for_each_row(const Shape& shape, const std::array<const Strides*, N>& strides, Row&& row) {
+  const std::size_t nd = shape.size();
+  std::array<std::ptrdiff_t, N> off{}, inner{};
+  if (nd == 0) {
+    row(off, std::size_t{1}, inner);
+    return;
+  }
+  const std::size_t len = shape[nd - 1];
+  const std::size_t total = shape_numel(shape);
+  if (total == 0) return;
+  for (std::size_t k = 0; k < N; ++k) inner[k] = (*strides[k])[nd - 1];
+  const std::size_t rows = total / len;
+  xt::svector<std::size_t, 4> idx(nd, 0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    row(off, len, inner);
+    for (std::size_t ax = nd - 1; ax-- > 0;) {  // odometer over the outer axes
+      ++idx[ax];
+      for (std::size_t k = 0; k < N; ++k) off[k] += (*strides[k])[ax];
+      if (idx[ax] < shape[ax]) break;
+      for (std::size_t k = 0; k < N; ++k) off[k] -= (*strides[k])[ax] * std::ptrdiff_t(shape[ax]);
+      idx[ax] = 0;
+    }
+  }
+}
+
+// dst (contiguous, shape `shape`) = src read through (offset, strides).
+void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const Strides& strides);
+// dst read through (offset, strides) += src (contiguous, shape src.shape()).
+void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src);
+// Sums g over the axes along which `target` was broadcast to g's shape; the result has shape target.
+Array reduce_to_shape(const Array& g, const Shape& target);
+// Array-level permutation of axes (a contiguous copy).
+Array permute_array(const Array& x, const std::vector<std::size_t>& perm);
+
+}  // namespace ag::detail

@@ -1,0 +1,68 @@
+#pragma once
+// The hot loops of the engine, over contiguous buffers: Highway SIMD kernels with runtime
+// dispatch (kernels.cc). Each has a plain scalar twin in scalar.hpp that the tests compare it
+// with. Signatures: outputs first, then inputs, then sizes. "acc"/"_backward" kernels ADD into
+// their output (dx += ...), since gradients accumulate. Callers never see SIMD types.
+#include <cstddef>
+#include <cstdint>
+
+namespace ag::kernels {
+
+// The Highway target chosen at run time on this CPU, e.g. "AVX3" or "AVX2".
+const char* simd_target();
+
+// The Adam / AdamW step's hyper-parameters (step counts from 1).
+struct AdamParams {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled = false;  // true: AdamW (decay the weight), false: Adam (add wd * p to the gradient)
+  std::int64_t step = 1;
+};
+
+// Each kernel is declared for T = float and T = double (defined in kernels.cc).
+
+// y = f(x)
+template <class T> void exp(T* y, const T* x, std::size_t n);
+template <class T> void log(T* y, const T* x, std::size_t n); // log(0) = -inf, log(<0) = NaN, as std::log
+template <class T> void tanh(T* y, const T* x, std::size_t n);
+template <class T> void sigmoid(T* y, const T* x, std::size_t n);
+template <class T> void relu(T* y, const T* x, std::size_t n);
+template <class T> void gelu(T* y, const T* x, std::size_t n); // tanh approximation
+// dx += dy * f'(.) ; tanh and sigmoid use the forward output y, relu and gelu the input x
+template <class T> void tanh_backward(T* dx, const T* y, const T* dy, std::size_t n);
+template <class T> void sigmoid_backward(T* dx, const T* y, const T* dy, std::size_t n);
+template <class T> void relu_backward(T* dx, const T* x, const T* dy, std::size_t n);
+template <class T> void gelu_backward(T* dx, const T* x, const T* dy, std::size_t n);
+// out = a op b, same length (out may alias a or b)
+template <class T> void add(T* out, const T* a, const T* b, std::size_t n);
+template <class T> void sub(T* out, const T* a, const T* b, std::size_t n);
+template <class T> void mul(T* out, const T* a, const T* b, std::size_t n);
+template <class T> void div(T* out, const T* a, const T* b, std::size_t n);
+template <class T> void add_scalar(T* out, const T* a, T s, std::size_t n);
+template <class T> void mul_scalar(T* out, const T* a, T s, std::size_t n);
+// accumulation
+template <class T> void acc(T* dst, const T* src, std::size_t n);                       // dst += src
+template <class T> void acc_scaled(T* dst, const T* src, T alpha, std::size_t n);       // dst += alpha * src
+template <class T> void acc_mul(T* dst, const T* a, const T* b, std::size_t n);         // dst += a * b
+template <class T> void acc_div(T* dst, const T* a, const T* b, std::size_t n);         // dst += a / b
+// reductions (max of nothing is -inf, sum of nothing is 0)
+template <class T> T sum(const T* x, std::size_t n);
+template <class T> T max(const T* x, std::size_t n);
+// row-wise over [rows, cols]; a row that is all -inf gives all-zero softmax weights
+template <class T> void softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols);
+template <class T> void log_softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols);
+// dx += y * (dy - sum(dy * y))
+template <class T> void softmax_backward_rows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols);
+// dx += dy - exp(y) * sum(dy), y = log_softmax(x)
+template <class T> void log_softmax_backward_rows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols);
+// y = (x - mean) * rstd * gamma + beta per row; saves mean[rows], rstd[rows];
+// gamma/beta may be null (then 1 and 0)
+template <class T> void layer_norm_rows(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta,
+                     std::size_t rows, std::size_t cols, T eps);
+// dx += ..., dgamma += sum_rows(dy * xhat), dbeta += sum_rows(dy); any output may be null
+template <class T> void layer_norm_backward_rows(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x,
+                              const T* mean, const T* rstd, const T* gamma, std::size_t rows,
+                              std::size_t cols);
+// one Adam/AdamW step on a parameter vector, updating m and v in place
+template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p);
+
+}  // namespace ag::kernels

@@ -1,0 +1,222 @@
+// Neural-network ops: softmax, log_softmax, layer_norm, embedding, dropout and the losses.
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "ag/ops.hpp"
+#include "internal.hpp"
+#include "kernels/kernels.hpp"
+
+namespace ag {
+using detail::make_result;
+
+namespace {
+
+// The softmax kernels work on contiguous rows. For an axis other than the last, the op moves
+// that axis last (a copy), runs the kernel, and moves it back.
+struct AxisLayout {
+  std::size_t axis = 0, cols = 0, rows = 0;
+  bool last = true;
+  std::vector<std::size_t> to_last, from_last;  // permutations, used when !last
+};
+
+AxisLayout axis_layout(const char* op, const Shape& s, int axis) {
+  if (s.empty()) fail(op, ": needs at least 1 dimension, got a 0-d tensor");
+  AxisLayout l;
+  l.axis = detail::normalize_axis(op, axis, s.size());
+  l.cols = s[l.axis];
+  l.rows = l.cols ? shape_numel(s) / l.cols : 0;
+  l.last = l.axis == s.size() - 1;
+  if (!l.last) {
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (i != l.axis) l.to_last.push_back(i);
+    l.to_last.push_back(l.axis);
+    l.from_last.resize(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) l.from_last[l.to_last[i]] = i;
+  }
+  return l;
+}
+
+Tensor softmax_impl(const char* op, const Tensor& x, int axis, bool log) {
+  detail::check_defined(op, x);
+  const AxisLayout l = axis_layout(op, x.shape(), axis);
+  const Array xl = l.last ? x.array() : detail::permute_array(x.array(), l.to_last);
+  Array y(x.dtype(), xl.shape());
+  dispatch(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    if (log) kernels::log_softmax_rows(y.ptr<T>(), xl.ptr<T>(), l.rows, l.cols);
+    else kernels::softmax_rows(y.ptr<T>(), xl.ptr<T>(), l.rows, l.cols);
+  });
+  if (!l.last) y = detail::permute_array(y, l.from_last);
+  // softmax: dx = y * (dy - sum(dy * y));  log_softmax: dx = dy - softmax * sum(dy). Both use y.
+  return make_result(op, std::move(y), {x}, [l, log](Node& self) {
+    if (!self.needs_grad(0)) return;
+    const Array yl = l.last ? self.data : detail::permute_array(self.data, l.to_last);
+    const Array gl = l.last ? *self.grad : detail::permute_array(*self.grad, l.to_last);
+    Array dx(yl.dtype(), yl.shape());
+    dispatch(yl.dtype(), [&](auto t) {
+      using T = decltype(t);
+      if (log) kernels::log_softmax_backward_rows(dx.ptr<T>(), yl.ptr<T>(), gl.ptr<T>(), l.rows, l.cols);
+      else kernels::softmax_backward_rows(dx.ptr<T>(), yl.ptr<T>(), gl.ptr<T>(), l.rows, l.cols);
+    });
+    self.accumulate(0, l.last ? dx : detail::permute_array(dx, l.from_last));
+  });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int axis) { return softmax_impl("softmax", x, axis, false); }
+Tensor log_softmax(const Tensor& x, int axis) { return softmax_impl("log_softmax", x, axis, true); }
+
+// y = (x - mean) / sqrt(var + eps) * weight + bias over the last axis (D).
+// Saved for backward: mean [rows] and rstd = 1/sqrt(var + eps) [rows].
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  detail::check_defined("layer_norm", x);
+  if (x.dim() == 0) fail("layer_norm: needs at least 1 dimension, got a 0-d tensor");
+  const std::size_t D = x.shape().back();
+  const std::size_t rows = D ? x.numel() / D : 0;
+  std::vector<Tensor> inputs{x};
+  for (const Tensor* p : {&weight, &bias}) {
+    if (!p->defined()) continue;
+    detail::check_same_dtype("layer_norm", x, *p);
+    if (p->shape() != Shape{D})
+      fail("layer_norm: ", p == &weight ? "weight" : "bias", " has shape ", shape_str(p->shape()), ", expected [", D,
+           "] for input ", shape_str(x.shape()));
+    inputs.push_back(*p);
+  }
+  const bool has_w = weight.defined(), has_b = bias.defined();
+  Array y(x.dtype(), x.shape());
+  Array mean(x.dtype(), Shape{rows}), rstd(x.dtype(), Shape{rows});
+  dispatch(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::layer_norm_rows(y.ptr<T>(), mean.ptr<T>(), rstd.ptr<T>(), x.array().ptr<T>(), has_w ? weight.array().ptr<T>() : nullptr,
+                             has_b ? bias.array().ptr<T>() : nullptr, rows, D, T(eps));
+  });
+  return make_result("layer_norm", std::move(y), inputs,
+                     [mean = std::move(mean), rstd = std::move(rstd), rows, D, has_w, has_b](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      auto* dx = self.input_grad<T>(0);
+      auto* dw = has_w ? self.input_grad<T>(1) : nullptr;
+      auto* db = has_b ? self.input_grad<T>(has_w ? 2 : 1) : nullptr;
+      kernels::layer_norm_backward_rows(dx ? dx->data() : nullptr, dw ? dw->data() : nullptr, db ? db->data() : nullptr,
+                                        self.grad->ptr<T>(), self.inputs[0]->data.ptr<T>(), mean.ptr<T>(), rstd.ptr<T>(),
+                                        has_w ? self.inputs[1]->data.ptr<T>() : nullptr, rows, D);
+    });
+  });
+}
+
+// out[s, :] = weight[ids[s], :]; backward scatter-adds each row of the gradient into weight's.
+Tensor embedding(const Tensor& weight, const Indices& ids) {
+  detail::check_defined("embedding", weight);
+  if (weight.dim() != 2) fail("embedding: weight must be [num_embeddings, dim], got ", shape_str(weight.shape()));
+  const std::size_t V = weight.shape()[0], D = weight.shape()[1];
+  for (auto id : ids.values)
+    if (id < 0 || std::size_t(id) >= V)
+      fail("embedding: index ", id, " out of range for ", V, " embeddings (weight ", shape_str(weight.shape()), ")");
+  Shape out_shape = ids.shape;
+  out_shape.push_back(D);
+  Array out(weight.dtype(), out_shape);
+  dispatch(weight.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T* w = weight.array().ptr<T>();
+    T* o = out.ptr<T>();
+    for (std::size_t s = 0; s < ids.size(); ++s) std::copy(w + ids.values[s] * D, w + (ids.values[s] + 1) * D, o + s * D);
+  });
+  return make_result("embedding", std::move(out), {weight}, [ids = ids.values, D](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      auto* gw = self.input_grad<T>(0);
+      if (!gw) return;
+      const T* g = self.grad->ptr<T>();
+      for (std::size_t s = 0; s < ids.size(); ++s) kernels::acc(gw->data() + ids[s] * D, g + s * D, D);
+    });
+  });
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  detail::check_defined("dropout", x);
+  if (!(p >= 0.0 && p <= 1.0)) fail("dropout: probability must be in [0, 1], got ", p);
+  if (!training || p == 0.0) return x;
+  // Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change.
+  const double scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
+  Array mask(x.dtype(), x.shape());
+  Array out(x.dtype(), x.shape());
+  dispatch(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* m = mask.ptr<T>();
+    for (std::size_t i = 0; i < mask.size(); ++i) m[i] = gen.uniform() >= p ? T(scale) : T(0);
+    kernels::mul(out.ptr<T>(), x.array().ptr<T>(), m, out.size());
+  });
+  return make_result("dropout", std::move(out), {x}, [mask = std::move(mask)](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      if (auto* gx = self.input_grad<T>(0)) kernels::acc_mul(gx->data(), self.grad->ptr<T>(), mask.ptr<T>(), mask.size());
+    });
+  });
+}
+
+// loss_i = -log_softmax(logits_i)[t_i]; fused, so the backward is softmax_i - onehot(t_i).
+Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o) {
+  detail::check_defined("cross_entropy", logits);
+  if (logits.dim() == 0) fail("cross_entropy: logits must be [..., classes], got a 0-d tensor");
+  const std::size_t C = logits.shape().back();
+  const std::size_t rows = C ? logits.numel() / C : 0;
+  const Shape lead(logits.shape().begin(), logits.shape().end() - 1);
+  if (targets.shape != lead && !(targets.shape.size() == 1 && targets.size() == rows))
+    fail("cross_entropy: targets ", shape_str(targets.shape), " do not match logits ", shape_str(logits.shape()),
+         " (expected ", shape_str(lead), ")");
+  std::size_t counted = 0;
+  for (auto t : targets.values) {
+    if (t == o.ignore_index) continue;
+    if (t < 0 || std::size_t(t) >= C)
+      fail("cross_entropy: target ", t, " out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
+    ++counted;
+  }
+  Array lsm(logits.dtype(), Shape{rows, C});
+  Array out(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});
+  dispatch(logits.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::log_softmax_rows(lsm.ptr<T>(), logits.array().ptr<T>(), rows, C);
+    const T* l = lsm.ptr<T>();
+    T* dst = out.ptr<T>();
+    double total = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const auto tr = targets.values[r];
+      const double loss = tr == o.ignore_index ? 0.0 : -double(l[r * C + std::size_t(tr)]);
+      if (o.reduction == Reduction::none) dst[r] = T(loss);
+      total += loss;
+    }
+    // mean over the counted targets; with every target ignored the loss is 0 (no NaN)
+    if (o.reduction == Reduction::sum) dst[0] = T(total);
+    if (o.reduction == Reduction::mean) dst[0] = counted ? T(total / double(counted)) : T(0);
+  });
+  return make_result("cross_entropy", std::move(out), {logits},
+                     [lsm = std::move(lsm), tg = targets.values, o, counted, rows, C](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      auto* gx = self.input_grad<T>(0);
+      if (!gx) return;
+      const T* l = lsm.ptr<T>();
+      const T* g = self.grad->ptr<T>();
+      T* d = gx->data();
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (tg[r] == o.ignore_index) continue;
+        const T scale = o.reduction == Reduction::none ? g[r] : o.reduction == Reduction::sum ? g[0] : g[0] / T(counted);
+        for (std::size_t c = 0; c < C; ++c) d[r * C + c] += scale * std::exp(l[r * C + c]);  // softmax
+        d[r * C + std::size_t(tg[r])] -= scale;                                              // - onehot
+      }
+    });
+  });
+}
+
+Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
+  detail::check_same_dtype("mse_loss", pred, target);
+  if (pred.shape() != target.shape())
+    fail("mse_loss: prediction ", shape_str(pred.shape()), " and target ", shape_str(target.shape()), " differ in shape");
+  const Tensor sq = pow(pred - target, 2.0);
+  if (reduction == Reduction::none) return sq;
+  return reduction == Reduction::sum ? sum(sq) : mean(sq);
+}
+
+}  // namespace ag

@@ -1,0 +1,239 @@
+// Shape ops: reshape, permute/transpose, slice/select, concat/stack, expand. Every result is a
+// contiguous copy (so the kernels always see flat buffers); backward scatters the gradient back.
+#include <algorithm>
+#include <numeric>
+
+#include "ag/ops.hpp"
+#include "internal.hpp"
+#include "kernels/kernels.hpp"
+
+namespace ag {
+using detail::make_result;
+
+namespace {
+
+// Same data, new shape: forward copies, backward adds the flat gradient straight back.
+Tensor reshape_to(const char* op, const Tensor& x, const Shape& shape) {
+  Array out = x.array();
+  dispatch(out.dtype(), [&](auto t) { out.as<decltype(t)>().reshape(shape); });
+  return make_result(op, std::move(out), {x}, [](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      if (auto* gx = self.input_grad<T>(0)) kernels::acc(gx->data(), self.grad->ptr<T>(), self.data.size());
+    });
+  });
+}
+
+}  // namespace
+
+Tensor reshape(const Tensor& x, std::vector<std::int64_t> shape) {
+  detail::check_defined("reshape", x);
+  std::size_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) fail("reshape: only one -1 allowed in the new shape (input ", shape_str(x.shape()), ")");
+      infer = int(i);
+    } else if (shape[i] < 0) {
+      fail("reshape: negative size ", shape[i], " in the new shape (input ", shape_str(x.shape()), ")");
+    } else {
+      known *= std::size_t(shape[i]);
+    }
+  }
+  Shape s(shape.size());
+  for (std::size_t i = 0; i < shape.size(); ++i) s[i] = shape[i] < 0 ? 0 : std::size_t(shape[i]);
+  if (infer >= 0) {
+    if (known == 0 || x.numel() % known != 0)
+      fail("reshape: cannot infer -1 reshaping ", shape_str(x.shape()), " (", x.numel(), " elements)");
+    s[std::size_t(infer)] = x.numel() / known;
+  }
+  if (shape_numel(s) != x.numel())
+    fail("reshape: cannot reshape ", shape_str(x.shape()), " (", x.numel(), " elements) to ", shape_str(s), " (",
+         shape_numel(s), " elements)");
+  return reshape_to("reshape", x, s);
+}
+
+Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
+  detail::check_defined("flatten", x);
+  if (x.dim() == 0) return reshape_to("flatten", x, Shape{1});
+  const std::size_t a = detail::normalize_axis("flatten", start_axis, x.dim());
+  const std::size_t b = detail::normalize_axis("flatten", end_axis, x.dim());
+  if (a > b) fail("flatten: start axis ", start_axis, " comes after end axis ", end_axis, " for ", shape_str(x.shape()));
+  Shape s;
+  std::size_t merged = 1;
+  for (std::size_t i = 0; i < x.dim(); ++i) {
+    if (i < a || i > b) s.push_back(x.shape()[i]);
+    else merged *= x.shape()[i];
+    if (i == b) s.insert(s.begin() + std::ptrdiff_t(a), merged);
+  }
+  return reshape_to("flatten", x, s);
+}
+
+Tensor unsqueeze(const Tensor& x, int axis) {
+  detail::check_defined("unsqueeze", x);
+  const std::size_t ax = detail::normalize_axis("unsqueeze", axis, x.dim() + 1);
+  Shape s = x.shape();
+  s.insert(s.begin() + std::ptrdiff_t(ax), 1);
+  return reshape_to("unsqueeze", x, s);
+}
+
+Tensor squeeze(const Tensor& x, int axis) {
+  detail::check_defined("squeeze", x);
+  const std::size_t ax = detail::normalize_axis("squeeze", axis, x.dim());
+  if (x.shape()[ax] != 1) fail("squeeze: axis ", axis, " of ", shape_str(x.shape()), " has size ", x.shape()[ax], ", not 1");
+  Shape s = x.shape();
+  s.erase(s.begin() + std::ptrdiff_t(ax));
+  return reshape_to("squeeze", x, s);
+}
+
+Tensor permute(const Tensor& x, const std::vector<int>& dims) {
+  detail::check_defined("permute", x);
+  if (dims.size() != x.dim()) fail("permute: ", dims.size(), " dims given for a tensor of shape ", shape_str(x.shape()));
+  std::vector<std::size_t> perm(dims.size());
+  std::vector<bool> used(dims.size(), false);
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    perm[i] = detail::normalize_axis("permute", dims[i], x.dim());
+    if (used[perm[i]]) fail("permute: axis ", dims[i], " repeated (shape ", shape_str(x.shape()), ")");
+    used[perm[i]] = true;
+  }
+  std::vector<std::size_t> inverse(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = i;
+  return make_result("permute", detail::permute_array(x.array(), perm), {x}, [inverse](Node& self) {
+    self.accumulate(0, detail::permute_array(*self.grad, inverse));  // undo the permutation
+  });
+}
+
+Tensor transpose(const Tensor& x, int dim0, int dim1) {
+  detail::check_defined("transpose", x);
+  std::vector<int> dims(x.dim());
+  std::iota(dims.begin(), dims.end(), 0);
+  std::swap(dims[detail::normalize_axis("transpose", dim0, x.dim())], dims[detail::normalize_axis("transpose", dim1, x.dim())]);
+  return permute(x, dims);
+}
+
+namespace {
+
+// The elements of x at (offset, strides) laid out with shape `shape`: slice and select.
+Tensor strided_view(const char* op, const Tensor& x, const Shape& shape, std::ptrdiff_t offset, detail::Strides strides) {
+  Array out(x.dtype(), shape);
+  detail::gather_strided(out, x.array(), offset, strides);
+  return make_result(op, std::move(out), {x}, [offset, strides](Node& self) {
+    if (!self.needs_grad(0)) return;
+    Node& in = *self.inputs[0];
+    if (!in.grad) in.grad = Array(in.data.dtype(), in.data.shape());
+    detail::scatter_add_strided(*in.grad, offset, strides, *self.grad);
+  });
+}
+
+}  // namespace
+
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
+  detail::check_defined("slice", x);
+  const std::size_t ax = detail::normalize_axis("slice", axis, x.dim());
+  if (step <= 0) fail("slice: step must be positive, got ", step, " (shape ", shape_str(x.shape()), ")");
+  const auto n = std::int64_t(x.shape()[ax]);
+  auto clip = [n](std::int64_t i) { return std::clamp(i < 0 ? i + n : i, std::int64_t(0), n); };  // Python rules
+  const std::int64_t a = clip(start), b = clip(stop);
+  const std::size_t len = b > a ? std::size_t((b - a + step - 1) / step) : 0;
+  Shape s = x.shape();
+  s[ax] = len;
+  detail::Strides st = detail::contiguous_strides(x.shape());
+  const std::ptrdiff_t offset = std::ptrdiff_t(a) * st[ax];
+  st[ax] *= step;
+  return strided_view("slice", x, s, offset, st);
+}
+
+Tensor select(const Tensor& x, int axis, std::int64_t index) {
+  detail::check_defined("select", x);
+  const std::size_t ax = detail::normalize_axis("select", axis, x.dim());
+  const auto n = std::int64_t(x.shape()[ax]);
+  if (index < -n || index >= n)
+    fail("select: index ", index, " out of range for axis ", axis, " of size ", n, " (shape ", shape_str(x.shape()), ")");
+  const std::int64_t i = index < 0 ? index + n : index;
+  detail::Strides st = detail::contiguous_strides(x.shape());
+  const std::ptrdiff_t offset = std::ptrdiff_t(i) * st[ax];
+  Shape s = x.shape();
+  s.erase(s.begin() + std::ptrdiff_t(ax));
+  st.erase(st.begin() + std::ptrdiff_t(ax));
+  return strided_view("select", x, s, offset, st);
+}
+
+namespace {
+
+// Joins xs along `axis` of the output: viewed as [outer, width_i * inner] blocks per input.
+// concat: each input keeps its own extent along the axis; stack: each adds an axis of size 1.
+Tensor join(const char* op, const std::vector<Tensor>& xs, const Shape& out_shape, std::size_t axis) {
+  std::size_t outer = 1;
+  for (std::size_t i = 0; i < axis; ++i) outer *= out_shape[i];
+  const std::size_t out_row = shape_numel(out_shape) / std::max<std::size_t>(outer, 1);
+  std::vector<std::size_t> widths;  // elements of each input per outer index
+  for (const auto& x : xs) widths.push_back(outer ? x.numel() / outer : 0);
+  Array out(xs[0].dtype(), out_shape);
+  dispatch(out.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* o = out.ptr<T>();
+    std::size_t col = 0;
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      const T* p = xs[k].array().ptr<T>();
+      for (std::size_t r = 0; r < outer; ++r) std::copy(p + r * widths[k], p + (r + 1) * widths[k], o + r * out_row + col);
+      col += widths[k];
+    }
+  });
+  return make_result(op, std::move(out), xs, [widths, outer, out_row](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      const T* g = self.grad->ptr<T>();
+      std::size_t col = 0;
+      for (std::size_t k = 0; k < widths.size(); ++k) {
+        if (auto* gx = self.input_grad<T>(k))
+          for (std::size_t r = 0; r < outer; ++r) kernels::acc(gx->data() + r * widths[k], g + r * out_row + col, widths[k]);
+        col += widths[k];
+      }
+    });
+  });
+}
+
+}  // namespace
+
+Tensor concat(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty()) fail("concat: no tensors given");
+  for (const auto& x : xs) detail::check_same_dtype("concat", xs[0], x);
+  const Shape& s0 = xs[0].shape();
+  if (s0.empty()) fail("concat: cannot concatenate 0-d tensors (use stack)");
+  const std::size_t ax = detail::normalize_axis("concat", axis, s0.size());
+  Shape out = s0;
+  out[ax] = 0;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    const Shape& s = xs[k].shape();
+    bool same = s.size() == s0.size();
+    for (std::size_t i = 0; same && i < s.size(); ++i) same = i == ax || s[i] == s0[i];
+    if (!same)
+      fail("concat: tensor ", k, " has shape ", shape_str(s), ", which does not match ", shape_str(s0),
+           " except along axis ", axis);
+    out[ax] += s[ax];
+  }
+  return join("concat", xs, out, ax);
+}
+
+Tensor stack(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty()) fail("stack: no tensors given");
+  for (const auto& x : xs) detail::check_same_dtype("stack", xs[0], x);
+  const Shape& s0 = xs[0].shape();
+  for (std::size_t k = 0; k < xs.size(); ++k)
+    if (xs[k].shape() != s0) fail("stack: tensor ", k, " has shape ", shape_str(xs[k].shape()), ", expected ", shape_str(s0));
+  const std::size_t ax = detail::normalize_axis("stack", axis, s0.size() + 1);
+  Shape out = s0;
+  out.insert(out.begin() + std::ptrdiff_t(ax), xs.size());
+  return join("stack", xs, out, ax);
+}
+
+Tensor expand(const Tensor& x, const Shape& shape) {
+  detail::check_defined("expand", x);
+  if (detail::broadcast_shapes("expand", x.shape(), shape) != shape)
+    fail("expand: ", shape_str(x.shape()), " cannot be broadcast to ", shape_str(shape));
+  Array out(x.dtype(), shape);
+  detail::gather_strided(out, x.array(), 0, detail::broadcast_strides(x.shape(), shape));
+  return make_result("expand", std::move(out), {x}, [](Node& self) { self.accumulate(0, *self.grad); });
+}
+
+}  // namespace ag
