@@ -15,7 +15,15 @@ GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined()) fail("gradcheck: input ", i, " is undefined");
     const bool wanted = std::find(no_grad.begin(), no_grad.end(), i) == no_grad.end();
-    xs.push_back(Tensor::from(inputs[i].array().to(f64), wanted));
+    if (inputs[i].is_leaf() && inputs[i].dtype() == f64) {
+      // Used in place, so a module's own parameters (after module.to(f64)) can be checked.
+      Tensor x = inputs[i];
+      x.zero_grad();
+      x.requires_grad_(wanted);
+      xs.push_back(x);
+    } else {
+      xs.push_back(Tensor::from(inputs[i].array().to(f64), wanted));
+    }
   }
   Tensor y = f(xs);
   if (!y.defined()) fail("gradcheck: the function returned an undefined tensor");

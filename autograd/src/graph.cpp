@@ -8,6 +8,7 @@
 // same from run to run. The recursive version it replaces:
 //     visit(n): if seen(n) return; for i in n.inputs: visit(i); order.push(n)
 #include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "ag/ops.hpp"
@@ -90,6 +91,14 @@ void run_backward(const std::shared_ptr<Node>& root, Array seed, bool retain_gra
   if (!root->requires_grad)
     fail("backward: the tensor (from '", root->op, "') does not require grad; nothing to differentiate");
   std::vector<std::shared_ptr<Node>> order = topological_order(root);
+  // A non-leaf's .grad kept by retain_grad() comes from earlier passes: set it aside, so that
+  // the node's rule propagates only this pass's gradient, and add it back after the rule ran.
+  std::unordered_map<Node*, Array> earlier;
+  for (const auto& n : order) {
+    if (n->leaf || !n->grad) continue;
+    earlier.emplace(n.get(), std::move(*n->grad));
+    n->grad.reset();
+  }
   if (root->grad) {
     dispatch(seed.dtype(), [&](auto t) {
       using T = decltype(t);
@@ -102,7 +111,18 @@ void run_backward(const std::shared_ptr<Node>& root, Array seed, bool retain_gra
     Node* n = it->get();
     if (n->leaf) continue;
     if (n->grad && n->backward) n->backward(*n);
-    if (!n->retains_grad) n->grad.reset();
+    if (!n->retains_grad) {
+      n->grad.reset();
+    } else if (auto e = earlier.find(n); e != earlier.end()) {
+      if (!n->grad) {
+        n->grad = std::move(e->second);
+      } else {
+        dispatch(n->data.dtype(), [&](auto t) {
+          using T = decltype(t);
+          kernels::acc(n->grad->ptr<T>(), e->second.ptr<T>(), e->second.size());
+        });
+      }
+    }
     if (!retain_graph) {  // release what only backward needed, as early as possible
       n->backward = nullptr;
       n->inputs.clear();

@@ -5,10 +5,13 @@
 //   dB += A^T · dC      gemm(Trans, NoTrans)
 // Where a batch element of A or B is shared by several of C (broadcast), beta = 1 makes gemm
 // add each contribution into the same block: that is the unbroadcast sum.
+#include <algorithm>
+
 #include <cblas.h>
 
 #include "ag/ops.hpp"
 #include "internal.hpp"
+#include "kernels/kernels.hpp"
 
 namespace ag {
 using detail::make_result;
@@ -41,6 +44,12 @@ BatchPlan plan(const Shape& as, const Shape& bs) {
   p.K = as[as.size() - 1];
   p.N = bs[bs.size() - 1];
   const Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+  for (std::size_t i = 1; i <= std::min(ab.size(), bb.size()); ++i) {  // name the operands, not just their batch dims
+    const std::size_t da = ab[ab.size() - i], db = bb[bb.size() - i];
+    if (da != db && da != 1 && db != 1)
+      fail("matmul: shapes ", shape_str(as), " and ", shape_str(bs), ": batch dimensions ", shape_str(ab), " and ",
+           shape_str(bb), " cannot be broadcast (", da, " vs ", db, ")");
+  }
   p.batch = detail::broadcast_shapes("matmul", ab, bb);
   p.fold_a = bb.empty() || (shape_numel(bb) == 1 && ab == p.batch);
   const std::size_t count = shape_numel(p.batch);
@@ -100,6 +109,49 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 }
 
 }  // namespace
+
+//   y = x W^T + b          gemm(NoTrans, Trans) on x as one [N, in] matrix
+//   dx += dy W             gemm(NoTrans, NoTrans)
+//   dW += dy^T x           gemm(Trans, NoTrans)
+//   db += sum over rows of dy
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::check_same_dtype("linear", x, weight);
+  if (weight.dim() != 2) fail("linear: weight must be [out, in], got ", shape_str(weight.shape()));
+  const std::size_t out_f = weight.shape()[0], in_f = weight.shape()[1];
+  if (x.dim() == 0 || x.shape().back() != in_f)
+    fail("linear: input ", shape_str(x.shape()), " does not end in ", in_f, " features (weight ", shape_str(weight.shape()), ")");
+  if (bias.defined()) {
+    detail::check_same_dtype("linear", x, bias);
+    if (bias.shape() != Shape{out_f}) fail("linear: bias ", shape_str(bias.shape()), " should be [", out_f, "]");
+  }
+  const std::size_t rows = in_f ? x.numel() / in_f : 0;
+  Shape out_shape = x.shape();
+  out_shape.back() = out_f;
+  Array out(x.dtype(), out_shape);
+  dispatch(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* y = out.ptr<T>();
+    if (bias.defined()) {  // y starts as the bias in every row, then gemm adds x W^T (beta = 1)
+      const T* b = bias.array().ptr<T>();
+      for (std::size_t r = 0; r < rows; ++r) std::copy(b, b + out_f, y + r * out_f);
+    }
+    if (rows && out_f) gemm(false, true, rows, out_f, in_f, T(1), x.array().ptr<T>(), weight.array().ptr<T>(), T(bias.defined() ? 1 : 0), y);
+  });
+  std::vector<Tensor> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  return make_result("linear", std::move(out), inputs, [rows, in_f, out_f](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      const T* dy = self.grad->ptr<T>();
+      if (!rows || !out_f) return;
+      if (auto* dx = self.input_grad<T>(0)) gemm(false, false, rows, in_f, out_f, T(1), dy, self.inputs[1]->data.ptr<T>(), T(1), dx->data());
+      if (auto* dw = self.input_grad<T>(1)) gemm(true, false, out_f, in_f, rows, T(1), dy, self.inputs[0]->data.ptr<T>(), T(1), dw->data());
+      if (self.inputs.size() > 2)
+        if (auto* db = self.input_grad<T>(2))
+          for (std::size_t r = 0; r < rows; ++r) kernels::acc(db->data(), dy + r * out_f, out_f);
+    });
+  });
+}
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::check_same_dtype("matmul", a, b);

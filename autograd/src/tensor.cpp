@@ -1,5 +1,6 @@
 // Tensor handles, arrays, creation functions and grad mode.
 #include <cmath>
+#include <ostream>
 #include <sstream>
 
 #include "ag/ops.hpp"
@@ -19,6 +20,7 @@ NoGrad::~NoGrad() { g_grad_enabled = previous_; }
 
 // ---- shapes and arrays -------------------------------------------------------------------
 const char* dtype_name(Dtype d) { return d == Dtype::f32 ? "float32" : "float64"; }
+std::ostream& operator<<(std::ostream& os, Dtype d) { return os << dtype_name(d); }
 
 std::string shape_str(const Shape& s) {
   std::string out = "[";

@@ -175,6 +175,13 @@ BOOST_AUTO_TEST_CASE(matmul_op) {
   for (const auto& [sa, sb] : pairs) check("matmul", [](auto& x) { return matmul(x[0], x[1]); }, {{sa}, {sb}});
 }
 
+BOOST_AUTO_TEST_CASE(linear_op) {
+  check("linear", [](auto& x) { return linear(x[0], x[1], x[2]); }, {{{5, 4}}, {{3, 4}}, {{3}}});
+  check("linear 3d", [](auto& x) { return linear(x[0], x[1], x[2]); }, {{{2, 3, 4}}, {{6, 4}}, {{6}}});
+  check("linear no bias", [](auto& x) { return linear(x[0], x[1], Tensor()); }, {{{2, 4}}, {{3, 4}}});
+  check("linear vector", [](auto& x) { return linear(x[0], x[1], x[2]); }, {{{4}}, {{3, 4}}, {{3}}});
+}
+
 // ---- neural-network ops ----------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(softmax_op) {
   for (int axis : {-1, 0, 1}) check("softmax", [&](auto& x) { return softmax(x[0], axis); }, {{{3, 4, 5}, -3, 3}});

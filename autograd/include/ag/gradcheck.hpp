@@ -35,6 +35,8 @@ struct GradcheckResult {
 using TensorFunction = std::function<Tensor(const std::vector<Tensor>&)>;
 
 // Inputs are converted to float64 leaves requiring grad; f must build its result from them.
+// Inputs that already are float64 leaves are used in place (perturbed and restored), so the
+// parameters of a module converted with module.to(ag::f64) can be checked directly.
 // Inputs whose gradient is not wanted can be passed as `no_grad` (indices into inputs).
 GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
                           GradcheckOptions options = {}, const std::vector<std::size_t>& no_grad = {});

@@ -64,6 +64,9 @@ Tensor expand(const Tensor& x, const Shape& shape);  // broadcast to shape
 // a: [..., M, K], b: [..., K, N] -> [..., M, N]; batch dims broadcast. 1-D operands are
 // treated as in NumPy (a vector on the left is a row, on the right a column, then dropped).
 Tensor matmul(const Tensor& a, const Tensor& b);
+// y = x W^T + b, the affine map of nn::Linear in one gemm (W's transpose is a gemm flag).
+// x: [..., in], weight: [out, in] (PyTorch's layout), bias: [out] or undefined -> [..., out].
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 // ---- neural-network ops ------------------------------------------------------------------
 Tensor softmax(const Tensor& x, int axis = -1);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <random>
@@ -25,6 +26,7 @@ enum class Dtype { f32, f64 };
 inline constexpr Dtype f32 = Dtype::f32;
 inline constexpr Dtype f64 = Dtype::f64;
 const char* dtype_name(Dtype d);
+std::ostream& operator<<(std::ostream& os, Dtype d);  // "float32" / "float64"
 
 template <class T>
 constexpr Dtype dtype_of() {

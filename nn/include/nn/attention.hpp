@@ -1,0 +1,100 @@
+#pragma once
+// Attention, as layers of one idea (the Annotated Transformer's order):
+//   1) a pure function: scaled_dot_product_attention(q, k, v, mask) -> output, weights
+//   2) a module with projections: MultiHeadAttention; and Bahdanau's AdditiveAttention
+//   3) blocks with residuals and norms (transformer.hpp), 4) stacks.
+// Shape legend: B batch, H heads, Tq queries, Tk keys, D model width, d = D / H per head.
+//
+// Masks: a mask holds 1 (or any non-zero) where attention is NOT allowed and 0 where it is;
+// it broadcasts against the scores [..., Tq, Tk]. Blocked scores become -inf before the
+// softmax, so they get exactly zero weight (a row with nothing allowed gets all zeros).
+#include "nn/layers.hpp"
+#include "nn/module.hpp"
+
+namespace nn {
+
+struct AttentionOutput {
+  Tensor output;   // [..., Tq, dv]
+  Tensor weights;  // [..., Tq, Tk], rows sum to 1
+};
+
+// softmax(q k^T * scale + mask) v.  q: [..., Tq, d], k: [..., Tk, d], v: [..., Tk, dv].
+// scale defaults to 1/sqrt(d) (pass scale = 1 to see the softmax saturate, lesson 09).
+AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = {},
+                                             double scale = 0.0);
+
+// [T, T] with 1 above the diagonal: position t may attend to 0..t only.
+Tensor causal_mask(std::size_t T, ag::Dtype dtype = ag::f32);
+// [B, T] with 1 at padded positions t >= lengths[b].
+Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::Dtype dtype = ag::f32);
+
+// Multi-head attention (Vaswani et al. 2017), PyTorch's names and layout:
+// in_proj_weight [3D, D] (rows: W_q; W_k; W_v), in_proj_bias [3D], out_proj (Linear D -> D).
+//   head_i = attention(Q W_q,i, K W_k,i, V W_v,i);  output = concat(head_1..head_H) W_o^T + b_o
+class MultiHeadAttention : public Module {
+ public:
+  MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double dropout = 0.0);
+  // query: [B, Tq, D], key/value: [B, Tk, D]. key_padding_mask: [B, Tk]; attn_mask: [Tq, Tk]
+  // (or anything broadcasting to [B, H, Tq, Tk]). Weights returned per head: [B, H, Tq, Tk].
+  AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                          const Tensor& key_padding_mask = {}, const Tensor& attn_mask = {});
+  AttentionOutput operator()(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kpm = {}, const Tensor& am = {}) {
+    return forward(q, k, v, kpm, am);
+  }
+  std::string describe() const override;
+  std::size_t num_heads() const { return heads_; }
+  Tensor in_proj_weight, in_proj_bias;
+  std::shared_ptr<Linear> out_proj;
+  std::shared_ptr<Dropout> dropout;  // on the attention weights
+
+ private:
+  std::size_t d_model_, heads_;
+};
+
+// Additive attention (Bahdanau, Cho & Bengio 2015):
+//   score(q, k_s) = v^T tanh(W_q q + W_k k_s);  weights = softmax over s;  context = sum_s w_s v_s
+// query_proj: Linear(query_dim -> hidden, no bias), key_proj: Linear(key_dim -> hidden), v: [hidden].
+class AdditiveAttention : public Module {
+ public:
+  AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden_dim, ag::Generator& gen);
+  // W_k k for every key, once per sequence (decoders reuse it at every step): [B, S, hidden].
+  Tensor project_keys(const Tensor& keys) const;
+  // query: [B, Dq], projected_keys: [B, S, hidden], values: [B, S, Dv], key_padding_mask: [B, S].
+  // -> context [B, Dv], weights [B, S].
+  AttentionOutput attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
+                         const Tensor& key_padding_mask = {}) const;
+  AttentionOutput forward(const Tensor& query, const Tensor& keys, const Tensor& values, const Tensor& key_padding_mask = {}) const {
+    return attend(query, project_keys(keys), values, key_padding_mask);
+  }
+  std::string describe() const override;
+  std::shared_ptr<Linear> query_proj, key_proj;
+  Tensor v;  // [hidden]
+
+ private:
+  std::size_t hidden_;
+};
+
+// x + PE[t]: PE[t, 2i] = sin(t / 10000^(2i/D)), PE[t, 2i+1] = cos(t / 10000^(2i/D)). No parameters.
+class SinusoidalPositionalEncoding : public Module {
+ public:
+  SinusoidalPositionalEncoding(std::size_t d_model, std::size_t max_len = 4096);
+  Tensor forward(const Tensor& x) const;  // x: [B, T, D]
+  Tensor operator()(const Tensor& x) const { return forward(x); }
+  std::string describe() const override;
+  Tensor table() const { return pe_; }  // [max_len, D]
+
+ private:
+  Tensor pe_;
+};
+
+// x + P[t] with a learned table P: [max_len, D] ~ N(0, 0.02^2).
+class LearnedPositionalEncoding : public Module {
+ public:
+  LearnedPositionalEncoding(std::size_t d_model, std::size_t max_len, ag::Generator& gen);
+  Tensor forward(const Tensor& x) const;
+  Tensor operator()(const Tensor& x) const { return forward(x); }
+  std::string describe() const override;
+  Tensor weight;
+};
+
+}  // namespace nn

@@ -1,0 +1,8 @@
+#pragma once
+// All of nn in one include.
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
+#include "nn/module.hpp"
+#include "nn/rnn.hpp"
+#include "nn/seq2seq.hpp"
+#include "nn/transformer.hpp"

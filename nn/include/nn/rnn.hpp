@@ -1,0 +1,97 @@
+#pragma once
+// Recurrent layers, built from engine ops (no hand-written backward: BPTT is the engine
+// running backward through the unrolled loop). Shape legend: B batch, T time, I input
+// features, H hidden size. Inputs are batch-first: [B, T, I].
+//
+// Each step, with the input projection x_t W_ih^T + b_ih computed for all T at once:
+//   tanh RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
+//   LSTM:     [i f g o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh     (gate order as PyTorch)
+//             c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g);  h_t = sigmoid(o) * tanh(c_t)
+//   GRU:      r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z), n = tanh(x_n + r * h_n)
+//             h_t = (1 - z) * n + z * h_{t-1}                            (gate order r z n)
+// Weights: weight_ih [G*H, I], weight_hh [G*H, H], biases [G*H] (G = 1, 4, 3), all
+// ~ U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; names as PyTorch's (weight_ih_l0, ...).
+#include "nn/module.hpp"
+
+namespace nn {
+
+enum class CellKind { tanh_rnn, lstm, gru };
+
+struct RecurrentState {
+  Tensor h;  // [B, H]
+  Tensor c;  // [B, H], LSTM only
+};
+
+struct RecurrentOutput {
+  Tensor output;                // [B, T, H]: the top layer's hidden state at every step
+  std::vector<RecurrentState> last;  // per layer, the state after the last step
+  std::vector<Tensor> steps;    // the top layer's h_t, t = 0..T-1 (each [B, H]; output stacks them)
+};
+
+// One step of a cell, given the input already projected: xp = x_t W_ih^T + b_ih, [B, G*H].
+RecurrentState recurrent_step(CellKind kind, const Tensor& xp, const RecurrentState& prev, const Tensor& weight_hh,
+                              const Tensor& bias_hh);
+
+// A single cell: RNNCell, LSTMCell, GRUCell (names weight_ih, weight_hh, bias_ih, bias_hh).
+class RecurrentCell : public Module {
+ public:
+  RecurrentCell(CellKind kind, std::size_t input_size, std::size_t hidden_size, ag::Generator& gen);
+  // x: [B, I]; prev: the previous state (undefined h -> zeros).
+  RecurrentState forward(const Tensor& x, const RecurrentState& prev = {}) const;
+  RecurrentState operator()(const Tensor& x, const RecurrentState& prev = {}) const { return forward(x, prev); }
+  std::string describe() const override;
+  std::size_t hidden_size() const { return hidden_; }
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+
+ private:
+  CellKind kind_;
+  std::size_t input_, hidden_;
+};
+
+struct RNNCell : RecurrentCell {
+  RNNCell(std::size_t in, std::size_t hidden, ag::Generator& gen) : RecurrentCell(CellKind::tanh_rnn, in, hidden, gen) {}
+};
+struct LSTMCell : RecurrentCell {
+  LSTMCell(std::size_t in, std::size_t hidden, ag::Generator& gen) : RecurrentCell(CellKind::lstm, in, hidden, gen) {}
+};
+struct GRUCell : RecurrentCell {
+  GRUCell(std::size_t in, std::size_t hidden, ag::Generator& gen) : RecurrentCell(CellKind::gru, in, hidden, gen) {}
+};
+
+struct RecurrentOptions {
+  std::size_t num_layers = 1;
+  double forget_bias = 0.0;  // LSTM: initial forget-gate bias (PyTorch 0; Gers et al. 2000 use 1)
+};
+
+// A stack of recurrent layers over a whole sequence: RNN (tanh), LSTM, GRU.
+class Recurrent : public Module {
+ public:
+  Recurrent(CellKind kind, std::size_t input_size, std::size_t hidden_size, ag::Generator& gen, RecurrentOptions o = {});
+  // x: [B, T, I]; initial: one state per layer (empty -> zeros).
+  RecurrentOutput forward(const Tensor& x, const std::vector<RecurrentState>& initial = {}) const;
+  RecurrentOutput operator()(const Tensor& x, const std::vector<RecurrentState>& initial = {}) const { return forward(x, initial); }
+  std::string describe() const override;
+  CellKind kind() const { return kind_; }
+  std::size_t hidden_size() const { return hidden_; }
+  std::size_t num_layers() const { return weight_ih.size(); }
+  std::vector<Tensor> weight_ih, weight_hh, bias_ih, bias_hh;  // per layer
+
+ private:
+  CellKind kind_;
+  std::size_t input_, hidden_;
+};
+
+struct RNN : Recurrent {
+  RNN(std::size_t in, std::size_t hidden, ag::Generator& gen, RecurrentOptions o = {}) : Recurrent(CellKind::tanh_rnn, in, hidden, gen, o) {}
+};
+struct LSTM : Recurrent {
+  LSTM(std::size_t in, std::size_t hidden, ag::Generator& gen, RecurrentOptions o = {}) : Recurrent(CellKind::lstm, in, hidden, gen, o) {}
+};
+struct GRU : Recurrent {
+  GRU(std::size_t in, std::size_t hidden, ag::Generator& gen, RecurrentOptions o = {}) : Recurrent(CellKind::gru, in, hidden, gen, o) {}
+};
+
+const char* cell_name(CellKind kind);  // "RNN", "LSTM", "GRU"
+std::size_t gate_count(CellKind kind);  // 1, 4, 3
+
+}  // namespace nn

@@ -1,0 +1,111 @@
+#pragma once
+// The Transformer (Vaswani et al. 2017) from MultiHeadAttention, FeedForward pieces and
+// LayerNorm. Names follow PyTorch's nn.TransformerEncoderLayer / DecoderLayer.
+// Shape legend: B batch, S source length, T target length, D d_model.
+//
+// post-LN (the 2017 paper):  x = norm1(x + SelfAttn(x));  x = norm2(x + FF(x))
+// pre-LN  (GPT-2 and later): x = x + SelfAttn(norm1(x));  x = x + FF(norm2(x))
+// Pre-LN keeps an identity path from input to output and trains without warmup more often.
+#include "nn/attention.hpp"
+#include "nn/layers.hpp"
+
+namespace nn {
+
+struct TransformerOptions {
+  std::size_t d_model = 64;
+  std::size_t num_heads = 4;
+  std::size_t dim_feedforward = 256;
+  double dropout = 0.1;
+  Activation activation = Activation::relu;
+  bool norm_first = false;  // false: post-LN, true: pre-LN
+  double layer_norm_eps = 1e-5;
+};
+
+class TransformerEncoderLayer : public Module {
+ public:
+  TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen);
+  // src: [B, S, D]; src_mask: [S, S]; src_key_padding_mask: [B, S]
+  Tensor forward(const Tensor& src, const Tensor& src_mask = {}, const Tensor& src_key_padding_mask = {});
+  std::string describe() const override;
+  Tensor last_attention() const { return attention_; }  // [B, H, S, S] from the last forward
+
+  std::shared_ptr<MultiHeadAttention> self_attn;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+
+ private:
+  Tensor feed_forward(const Tensor& x);
+  TransformerOptions o_;
+  Tensor attention_;
+};
+
+class TransformerDecoderLayer : public Module {
+ public:
+  TransformerDecoderLayer(const TransformerOptions& o, ag::Generator& gen);
+  // tgt: [B, T, D], memory: [B, S, D]; tgt_mask: [T, T] (causal); *_key_padding_mask: [B, T] / [B, S]
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask = {},
+                 const Tensor& tgt_key_padding_mask = {}, const Tensor& memory_key_padding_mask = {});
+  std::string describe() const override;
+  Tensor last_self_attention() const { return self_attention_; }    // [B, H, T, T]
+  Tensor last_cross_attention() const { return cross_attention_; }  // [B, H, T, S]
+
+  std::shared_ptr<MultiHeadAttention> self_attn, multihead_attn;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<Dropout> dropout, dropout1, dropout2, dropout3;
+  std::shared_ptr<LayerNorm> norm1, norm2, norm3;
+
+ private:
+  Tensor feed_forward(const Tensor& x);
+  TransformerOptions o_;
+  Tensor self_attention_, cross_attention_;
+};
+
+// num_layers encoder layers (children layers.0, layers.1, ...), then a final LayerNorm "norm"
+// when norm_first (pre-LN stacks need it; post-LN layers end in a norm already).
+class TransformerEncoder : public Module {
+ public:
+  TransformerEncoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen);
+  Tensor forward(const Tensor& src, const Tensor& src_mask = {}, const Tensor& src_key_padding_mask = {});
+  std::string describe() const override;
+  std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
+  std::shared_ptr<LayerNorm> norm;  // null for post-LN
+};
+
+class TransformerDecoder : public Module {
+ public:
+  TransformerDecoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen);
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask = {},
+                 const Tensor& tgt_key_padding_mask = {}, const Tensor& memory_key_padding_mask = {});
+  std::string describe() const override;
+  std::vector<std::shared_ptr<TransformerDecoderLayer>> layers;
+  std::shared_ptr<LayerNorm> norm;
+};
+
+// A token-to-token Transformer: embeddings * sqrt(D) + sinusoidal positions, encoder, decoder,
+// and a Linear "generator" to vocabulary logits.
+class TransformerSeq2Seq : public Module {
+ public:
+  TransformerSeq2Seq(std::size_t src_vocab, std::size_t tgt_vocab, const TransformerOptions& o, std::size_t num_encoder_layers,
+                     std::size_t num_decoder_layers, ag::Generator& gen, std::size_t max_len = 512);
+  // src: [B, S] ids, tgt_in: [B, T] ids (BOS + target); pad_id marks padding in both -> logits [B, T, V]
+  Tensor forward(const ag::Indices& src, const ag::Indices& tgt_in, std::int64_t pad_id = -1);
+  // Greedy decoding from BOS for max_len steps -> [B, max_len] ids (no gradient).
+  ag::Indices greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id = -1);
+  std::string describe() const override;
+
+  std::shared_ptr<Embedding> src_embed, tgt_embed;
+  std::shared_ptr<SinusoidalPositionalEncoding> positions;
+  std::shared_ptr<TransformerEncoder> encoder;
+  std::shared_ptr<TransformerDecoder> decoder;
+  std::shared_ptr<Linear> generator;
+
+ private:
+  Tensor embed(Embedding& e, const ag::Indices& ids) const;
+  std::size_t d_model_;
+};
+
+// [B, T] mask with 1 where ids == pad_id (undefined tensor when pad_id < 0).
+Tensor pad_mask_from_ids(const ag::Indices& ids, std::int64_t pad_id);
+
+}  // namespace nn

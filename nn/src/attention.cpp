@@ -1,0 +1,176 @@
+#include "nn/attention.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace nn {
+
+AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                             double scale) {
+  if (q.dim() < 2 || k.dim() < 2 || v.dim() < 2 || q.shape().back() != k.shape().back() ||
+      k.shape()[k.dim() - 2] != v.shape()[v.dim() - 2])
+    ag::fail("scaled_dot_product_attention: q ", ag::shape_str(q.shape()), ", k ", ag::shape_str(k.shape()), ", v ",
+             ag::shape_str(v.shape()), " should be [..., Tq, d], [..., Tk, d], [..., Tk, dv]");
+  const double s = scale > 0 ? scale : 1.0 / std::sqrt(double(q.shape().back()));
+  // 1) scores = q k^T / sqrt(d): [..., Tq, Tk]
+  Tensor scores = ag::matmul(q, ag::transpose(k, -2, -1)) * s;
+  // 2) blocked positions -> -inf, so softmax gives them exactly 0
+  if (mask.defined()) scores = ag::masked_fill(scores, mask, -std::numeric_limits<double>::infinity());
+  // 3) weights over the keys, 4) the weighted sum of the values
+  Tensor weights = ag::softmax(scores, -1);
+  return {ag::matmul(weights, v), weights};
+}
+
+Tensor causal_mask(std::size_t T, ag::Dtype dtype) {
+  Tensor m = ag::zeros({T, T}, {dtype});
+  ag::dispatch(dtype, [&](auto t) {
+    using V = decltype(t);
+    V* p = m.data<V>().data();
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = i + 1; j < T; ++j) p[i * T + j] = V(1);
+  });
+  return m;
+}
+
+Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::Dtype dtype) {
+  Tensor m = ag::zeros({lengths.size(), T}, {dtype});
+  ag::dispatch(dtype, [&](auto t) {
+    using V = decltype(t);
+    V* p = m.data<V>().data();
+    for (std::size_t b = 0; b < lengths.size(); ++b)
+      for (std::size_t j = lengths[b]; j < T; ++j) p[b * T + j] = V(1);
+  });
+  return m;
+}
+
+// ---- MultiHeadAttention -----------------------------------------------------------------------
+MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double p)
+    : d_model_(d_model), heads_(num_heads) {
+  if (num_heads == 0 || d_model % num_heads != 0)
+    ag::fail("MultiHeadAttention: d_model ", d_model, " is not divisible by num_heads ", num_heads);
+  // PyTorch: xavier_uniform_ on in_proj_weight (fan_in = D, fan_out = 3D), zero biases.
+  const double bound = std::sqrt(6.0 / double(d_model + 3 * d_model));
+  in_proj_weight = register_parameter("in_proj_weight", uniform_tensor({3 * d_model, d_model}, bound, gen));
+  in_proj_bias = register_parameter("in_proj_bias", ag::zeros({3 * d_model}));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(d_model, d_model, gen));
+  out_proj->bias.data<float>().fill(0.f);
+  dropout = register_module("dropout", std::make_shared<Dropout>(p, std::uint64_t(gen.integer(0, 1 << 30))));
+}
+
+AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                            const Tensor& key_padding_mask, const Tensor& attn_mask) {
+  for (const Tensor* t : {&query, &key, &value})
+    if (t->dim() != 3 || t->shape()[2] != d_model_)
+      ag::fail(describe(), ": query/key/value must be [batch, time, ", d_model_, "], got ", ag::shape_str(t->shape()));
+  const std::size_t B = query.shape()[0], Tq = query.shape()[1], Tk = key.shape()[1], D = d_model_, H = heads_;
+  if (key.shape()[0] != B || value.shape() != key.shape())
+    ag::fail(describe(), ": key ", ag::shape_str(key.shape()), " and value ", ag::shape_str(value.shape()),
+             " must match each other and the query's batch ", B);
+  // 1) project. Self-attention (one input) takes all three projections in one gemm.
+  Tensor q, k, v;
+  if (query.node() == key.node() && key.node() == value.node()) {
+    const Tensor qkv = ag::linear(query, in_proj_weight, in_proj_bias);  // [B, T, 3D]
+    q = ag::slice(qkv, -1, 0, std::int64_t(D));
+    k = ag::slice(qkv, -1, std::int64_t(D), std::int64_t(2 * D));
+    v = ag::slice(qkv, -1, std::int64_t(2 * D), std::int64_t(3 * D));
+  } else {
+    auto rows = [&](std::size_t i) { return ag::slice(in_proj_weight, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)); };
+    auto bias = [&](std::size_t i) { return ag::slice(in_proj_bias, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)); };
+    q = ag::linear(query, rows(0), bias(0));
+    k = ag::linear(key, rows(1), bias(1));
+    v = ag::linear(value, rows(2), bias(2));
+  }
+  // 2) split heads: [B, T, D] -> [B, H, T, d]
+  const auto d = std::int64_t(D / H);
+  auto heads = [&](const Tensor& x, std::size_t T) {
+    return ag::permute(ag::reshape(x, {std::int64_t(B), std::int64_t(T), std::int64_t(H), d}), {0, 2, 1, 3});
+  };
+  // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is; either blocks
+  Tensor mask;
+  if (key_padding_mask.defined()) {
+    if (key_padding_mask.shape() != ag::Shape{B, Tk})
+      ag::fail(describe(), ": key_padding_mask ", ag::shape_str(key_padding_mask.shape()), " should be [", B, ",", Tk, "]");
+    mask = ag::reshape(key_padding_mask, {std::int64_t(B), 1, 1, std::int64_t(Tk)});
+  }
+  if (attn_mask.defined()) mask = mask.defined() ? ag::add(mask, attn_mask.to(mask.dtype())) : attn_mask;
+  const Tensor vh = heads(v, Tk);
+  AttentionOutput a = scaled_dot_product_attention(heads(q, Tq), heads(k, Tk), vh, mask);
+  if (dropout->p() > 0 && is_training()) a.output = ag::matmul((*dropout)(a.weights), vh);  // dropout on the weights
+  // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
+  const Tensor merged = ag::reshape(ag::permute(a.output, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(D)});
+  return {(*out_proj)(merged), a.weights};
+}
+
+std::string MultiHeadAttention::describe() const {
+  return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) + ")";
+}
+
+// ---- AdditiveAttention --------------------------------------------------------------------------
+AdditiveAttention::AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden, ag::Generator& gen)
+    : hidden_(hidden) {
+  query_proj = register_module("query_proj", std::make_shared<Linear>(query_dim, hidden, gen, false));
+  key_proj = register_module("key_proj", std::make_shared<Linear>(key_dim, hidden, gen));
+  v = register_parameter("v", uniform_tensor({hidden}, 1.0 / std::sqrt(double(hidden)), gen));
+}
+
+Tensor AdditiveAttention::project_keys(const Tensor& keys) const {
+  if (keys.dim() != 3) ag::fail(describe(), ": keys should be [batch, source, features], got ", ag::shape_str(keys.shape()));
+  return (*key_proj)(keys);
+}
+
+AttentionOutput AdditiveAttention::attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
+                                          const Tensor& key_padding_mask) const {
+  if (query.dim() != 2 || projected_keys.dim() != 3 || values.dim() != 3 || query.shape()[0] != projected_keys.shape()[0] ||
+      projected_keys.shape()[1] != values.shape()[1] || projected_keys.shape()[2] != hidden_)
+    ag::fail(describe(), ": query ", ag::shape_str(query.shape()), ", projected keys ", ag::shape_str(projected_keys.shape()),
+             ", values ", ag::shape_str(values.shape()), " should be [B, Dq], [B, S, ", hidden_, "], [B, S, Dv]");
+  // 1) e_s = v^T tanh(W_q q + W_k k_s): [B, S]
+  const Tensor e = ag::tanh(ag::unsqueeze((*query_proj)(query), 1) + projected_keys);  // [B, S, hidden]
+  Tensor scores = ag::squeeze(ag::matmul(e, ag::unsqueeze(v, 1)), -1);
+  // 2) padded source positions get zero weight
+  if (key_padding_mask.defined()) scores = ag::masked_fill(scores, key_padding_mask, -std::numeric_limits<double>::infinity());
+  // 3) weights, 4) context = sum_s w_s values_s: [B, Dv]
+  const Tensor w = ag::softmax(scores, -1);
+  return {ag::squeeze(ag::matmul(ag::unsqueeze(w, 1), values), 1), w};
+}
+
+std::string AdditiveAttention::describe() const {
+  return "AdditiveAttention(query=" + std::to_string(query_proj->weight.shape()[1]) + ", key=" +
+         std::to_string(key_proj->weight.shape()[1]) + ", hidden=" + std::to_string(hidden_) + ")";
+}
+
+// ---- positional encodings ------------------------------------------------------------------------
+SinusoidalPositionalEncoding::SinusoidalPositionalEncoding(std::size_t D, std::size_t max_len) {
+  pe_ = ag::zeros({max_len, D});
+  float* p = pe_.data<float>().data();
+  for (std::size_t t = 0; t < max_len; ++t)
+    for (std::size_t i = 0; i < D; i += 2) {
+      const double angle = double(t) / std::pow(10000.0, double(i) / double(D));
+      p[t * D + i] = float(std::sin(angle));
+      if (i + 1 < D) p[t * D + i + 1] = float(std::cos(angle));
+    }
+}
+
+static Tensor add_positions(const char* who, const Tensor& x, const Tensor& table) {
+  if (x.dim() != 3 || x.shape()[2] != table.shape()[1] || x.shape()[1] > table.shape()[0])
+    ag::fail(who, ": input ", ag::shape_str(x.shape()), " should be [batch, time <= ", table.shape()[0], ", ", table.shape()[1], "]");
+  const Tensor pos = ag::slice(table, 0, 0, std::int64_t(x.shape()[1]));
+  return x + (pos.dtype() == x.dtype() ? pos : pos.to(x.dtype()));
+}
+
+Tensor SinusoidalPositionalEncoding::forward(const Tensor& x) const { return add_positions("SinusoidalPositionalEncoding", x, pe_); }
+std::string SinusoidalPositionalEncoding::describe() const {
+  return "SinusoidalPositionalEncoding(d_model=" + std::to_string(pe_.shape()[1]) + ")";
+}
+
+LearnedPositionalEncoding::LearnedPositionalEncoding(std::size_t D, std::size_t max_len, ag::Generator& gen) {
+  Tensor w = ag::randn({max_len, D}, gen);
+  for (auto& x : w.data<float>()) x *= 0.02f;
+  weight = register_parameter("weight", w);
+}
+Tensor LearnedPositionalEncoding::forward(const Tensor& x) const { return add_positions("LearnedPositionalEncoding", x, weight); }
+std::string LearnedPositionalEncoding::describe() const {
+  return "LearnedPositionalEncoding(max_len=" + std::to_string(weight.shape()[0]) + ", d_model=" + std::to_string(weight.shape()[1]) + ")";
+}
+
+}  // namespace nn

@@ -1,0 +1,194 @@
+#include "nn/transformer.hpp"
+
+#include <cmath>
+
+namespace nn {
+
+namespace {
+std::uint64_t next_seed(ag::Generator& gen) { return std::uint64_t(gen.integer(0, 1 << 30)); }
+}  // namespace
+
+// ---- encoder layer --------------------------------------------------------------------------
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen) : o_(o) {
+  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout));
+  linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, gen));
+  dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+  linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, gen));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+  dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+}
+
+Tensor TransformerEncoderLayer::feed_forward(const Tensor& x) {
+  return (*linear2)((*dropout)(activate((*linear1)(x), o_.activation)));
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask) {
+  auto self_attention = [&](const Tensor& x) {
+    AttentionOutput a = (*self_attn)(x, x, x, src_key_padding_mask, src_mask);
+    attention_ = a.weights;
+    return (*dropout1)(a.output);
+  };
+  Tensor x = src;
+  if (o_.norm_first) {
+    x = x + self_attention((*norm1)(x));
+    x = x + (*dropout2)(feed_forward((*norm2)(x)));
+  } else {
+    x = (*norm1)(x + self_attention(x));
+    x = (*norm2)(x + (*dropout2)(feed_forward(x)));
+  }
+  return x;
+}
+
+std::string TransformerEncoderLayer::describe() const {
+  return std::string("TransformerEncoderLayer(") + (o_.norm_first ? "pre-LN" : "post-LN") + ")";
+}
+
+// ---- decoder layer --------------------------------------------------------------------------
+TransformerDecoderLayer::TransformerDecoderLayer(const TransformerOptions& o, ag::Generator& gen) : o_(o) {
+  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout));
+  multihead_attn = register_module("multihead_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout));
+  linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, gen));
+  dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+  linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, gen));
+  norm1 = register_module("norm1", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  norm2 = register_module("norm2", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  norm3 = register_module("norm3", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+  dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+  dropout3 = register_module("dropout3", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
+}
+
+Tensor TransformerDecoderLayer::feed_forward(const Tensor& x) {
+  return (*linear2)((*dropout)(activate((*linear1)(x), o_.activation)));
+}
+
+Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask,
+                                        const Tensor& tgt_key_padding_mask, const Tensor& memory_key_padding_mask) {
+  auto self_block = [&](const Tensor& x) {
+    AttentionOutput a = (*self_attn)(x, x, x, tgt_key_padding_mask, tgt_mask);
+    self_attention_ = a.weights;
+    return (*dropout1)(a.output);
+  };
+  auto cross_block = [&](const Tensor& x) {
+    AttentionOutput a = (*multihead_attn)(x, memory, memory, memory_key_padding_mask);
+    cross_attention_ = a.weights;
+    return (*dropout2)(a.output);
+  };
+  Tensor x = tgt;
+  if (o_.norm_first) {
+    x = x + self_block((*norm1)(x));
+    x = x + cross_block((*norm2)(x));
+    x = x + (*dropout3)(feed_forward((*norm3)(x)));
+  } else {
+    x = (*norm1)(x + self_block(x));
+    x = (*norm2)(x + cross_block(x));
+    x = (*norm3)(x + (*dropout3)(feed_forward(x)));
+  }
+  return x;
+}
+
+std::string TransformerDecoderLayer::describe() const {
+  return std::string("TransformerDecoderLayer(") + (o_.norm_first ? "pre-LN" : "post-LN") + ")";
+}
+
+// ---- stacks ---------------------------------------------------------------------------------
+TransformerEncoder::TransformerEncoder(const TransformerOptions& o, std::size_t n, ag::Generator& gen) {
+  for (std::size_t i = 0; i < n; ++i)
+    layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<TransformerEncoderLayer>(o, gen)));
+  if (o.norm_first) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+}
+
+Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask, const Tensor& kpm) {
+  Tensor x = src;
+  for (auto& layer : layers) x = layer->forward(x, mask, kpm);
+  return norm ? (*norm)(x) : x;
+}
+
+std::string TransformerEncoder::describe() const { return "TransformerEncoder(" + std::to_string(layers.size()) + " layers)"; }
+
+TransformerDecoder::TransformerDecoder(const TransformerOptions& o, std::size_t n, ag::Generator& gen) {
+  for (std::size_t i = 0; i < n; ++i)
+    layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<TransformerDecoderLayer>(o, gen)));
+  if (o.norm_first) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+}
+
+Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask, const Tensor& tgt_kpm,
+                                   const Tensor& mem_kpm) {
+  Tensor x = tgt;
+  for (auto& layer : layers) x = layer->forward(x, memory, tgt_mask, tgt_kpm, mem_kpm);
+  return norm ? (*norm)(x) : x;
+}
+
+std::string TransformerDecoder::describe() const { return "TransformerDecoder(" + std::to_string(layers.size()) + " layers)"; }
+
+// ---- a whole sequence-to-sequence model --------------------------------------------------------
+Tensor pad_mask_from_ids(const ag::Indices& ids, std::int64_t pad_id) {
+  if (pad_id < 0) return {};
+  if (ids.shape.size() != 2) ag::fail("pad_mask_from_ids: ids should be [batch, time], got ", ag::shape_str(ids.shape));
+  Tensor m = ag::zeros(ids.shape);
+  float* p = m.data<float>().data();
+  for (std::size_t i = 0; i < ids.size(); ++i) p[i] = ids.values[i] == pad_id ? 1.f : 0.f;
+  return m;
+}
+
+TransformerSeq2Seq::TransformerSeq2Seq(std::size_t src_vocab, std::size_t tgt_vocab, const TransformerOptions& o,
+                                       std::size_t n_enc, std::size_t n_dec, ag::Generator& gen, std::size_t max_len)
+    : d_model_(o.d_model) {
+  src_embed = register_module("src_embed", std::make_shared<Embedding>(src_vocab, o.d_model, gen));
+  tgt_embed = register_module("tgt_embed", std::make_shared<Embedding>(tgt_vocab, o.d_model, gen));
+  positions = register_module("positions", std::make_shared<SinusoidalPositionalEncoding>(o.d_model, max_len));
+  encoder = register_module("encoder", std::make_shared<TransformerEncoder>(o, n_enc, gen));
+  decoder = register_module("decoder", std::make_shared<TransformerDecoder>(o, n_dec, gen));
+  generator = register_module("generator", std::make_shared<Linear>(o.d_model, tgt_vocab, gen));
+  // Embeddings ~ N(0, 1/D) so that, scaled by sqrt(D) below, token vectors have unit entries.
+  for (auto* e : {src_embed.get(), tgt_embed.get()})
+    for (auto& v : e->weight.data<float>()) v *= float(1.0 / std::sqrt(double(o.d_model)));
+}
+
+Tensor TransformerSeq2Seq::embed(Embedding& e, const ag::Indices& ids) const {
+  return (*positions)(e(ids) * std::sqrt(double(d_model_)));
+}
+
+Tensor TransformerSeq2Seq::forward(const ag::Indices& src, const ag::Indices& tgt_in, std::int64_t pad_id) {
+  if (src.shape.size() != 2 || tgt_in.shape.size() != 2 || src.shape[0] != tgt_in.shape[0])
+    ag::fail(describe(), ": src ", ag::shape_str(src.shape), " and tgt_in ", ag::shape_str(tgt_in.shape),
+             " should be [batch, S] and [batch, T]");
+  const Tensor src_pad = pad_mask_from_ids(src, pad_id);
+  const Tensor memory = encoder->forward(embed(*src_embed, src), {}, src_pad);
+  const Tensor y = decoder->forward(embed(*tgt_embed, tgt_in), memory, causal_mask(tgt_in.shape[1]),
+                                    pad_mask_from_ids(tgt_in, pad_id), src_pad);
+  return (*generator)(y);
+}
+
+ag::Indices TransformerSeq2Seq::greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id) {
+  ag::NoGrad no_grad;
+  const std::size_t B = src.shape[0];
+  const Tensor src_pad = pad_mask_from_ids(src, pad_id);
+  const Tensor memory = encoder->forward(embed(*src_embed, src), {}, src_pad);
+  std::vector<std::int64_t> ys(B, bos);  // [B, t+1], grows by one column per step
+  std::vector<std::int64_t> out(B * max_len);
+  for (std::size_t t = 0; t < max_len; ++t) {
+    const ag::Indices tgt(ys, {B, t + 1});
+    const Tensor y = decoder->forward(embed(*tgt_embed, tgt), memory, causal_mask(t + 1), {}, src_pad);
+    const Tensor logits = (*generator)(ag::select(y, 1, std::int64_t(t)));  // [B, V]
+    const std::size_t V = logits.shape()[1];
+    const auto lv = logits.to_vector();
+    std::vector<std::int64_t> next(B * (t + 2));
+    for (std::size_t b = 0; b < B; ++b) {
+      std::size_t best = 0;
+      for (std::size_t c = 1; c < V; ++c)
+        if (lv[b * V + c] > lv[b * V + best]) best = c;
+      out[b * max_len + t] = std::int64_t(best);
+      std::copy(ys.begin() + std::ptrdiff_t(b * (t + 1)), ys.begin() + std::ptrdiff_t((b + 1) * (t + 1)), next.begin() + std::ptrdiff_t(b * (t + 2)));
+      next[b * (t + 2) + t + 1] = std::int64_t(best);
+    }
+    ys = std::move(next);
+  }
+  return ag::Indices(out, {B, max_len});
+}
+
+std::string TransformerSeq2Seq::describe() const { return "TransformerSeq2Seq(d_model=" + std::to_string(d_model_) + ")"; }
+
+}  // namespace nn

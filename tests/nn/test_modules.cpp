@@ -1,0 +1,241 @@
+// Whole-module float64 gradient checks, mask proofs by perturbation, and known values.
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "nn/nn.hpp"
+
+using namespace ag;
+
+namespace {
+
+// Gradient-checks `forward` with respect to every parameter of `m` (converted to float64)
+// and to the data inputs.
+template <class M, class F>
+void check_module(const std::string& what, M& m, const std::vector<Tensor>& data, F forward, double rtol = 1e-6) {
+  m.to(f64);
+  m.eval();  // no dropout
+  std::vector<Tensor> inputs = m.parameters();
+  const std::size_t P = inputs.size();
+  for (const auto& d : data) inputs.push_back(d.to(f64).detach());
+  GradcheckOptions opt;
+  opt.rtol = rtol;
+  const GradcheckResult r = gradcheck([&](const std::vector<Tensor>& in) {
+    const std::vector<Tensor> data_in(in.begin() + std::ptrdiff_t(P), in.end());
+    return forward(data_in);
+  }, inputs, opt);
+  BOOST_TEST_MESSAGE(what << ": " << r.elements_checked << " elements, max rel error " << r.max_rel_error);
+  BOOST_TEST(r.ok, what << ": " << r.report);
+}
+
+Tensor input(const Shape& s, std::uint64_t seed) {
+  Generator g(seed);
+  return randn(s, g, {f64});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(module_gradcheck)
+
+BOOST_AUTO_TEST_CASE(linear_layernorm_feedforward) {
+  Generator gen(1);
+  nn::Linear fc(4, 3, gen);
+  check_module("Linear", fc, {input({2, 5, 4}, 2)}, [&](const auto& x) { return fc(x[0]); });
+  nn::LayerNorm ln(6);
+  check_module("LayerNorm", ln, {input({3, 6}, 3)}, [&](const auto& x) { return ln(x[0]); });
+  nn::FeedForward ff(4, 8, gen, nn::Activation::gelu);
+  check_module("FeedForward", ff, {input({2, 4}, 4)}, [&](const auto& x) { return ff(x[0]); });
+}
+
+BOOST_AUTO_TEST_CASE(tanh_rnn_8_steps) {
+  Generator gen(2);
+  nn::RNN rnn(3, 5, gen);
+  check_module("RNN", rnn, {input({2, 8, 3}, 5)}, [&](const auto& x) { return rnn(x[0]).output; });
+  nn::RNN deep(3, 4, gen, {.num_layers = 2});
+  check_module("RNN 2 layers", deep, {input({2, 4, 3}, 6)}, [&](const auto& x) { return deep(x[0]).last.back().h; });
+}
+
+BOOST_AUTO_TEST_CASE(lstm) {
+  Generator gen(3);
+  nn::LSTM lstm(3, 4, gen, {.forget_bias = 1.0});
+  check_module("LSTM", lstm, {input({2, 6, 3}, 7)}, [&](const auto& x) {
+    auto r = lstm(x[0]);
+    return r.output + ag::unsqueeze(r.last[0].c, 1);  // through the cell state too
+  });
+}
+
+BOOST_AUTO_TEST_CASE(gru) {
+  Generator gen(4);
+  nn::GRU gru(3, 4, gen);
+  check_module("GRU", gru, {input({2, 6, 3}, 8)}, [&](const auto& x) { return gru(x[0]).output; });
+  nn::GRUCell cell(3, 4, gen);
+  check_module("GRUCell", cell, {input({2, 3}, 9), input({2, 4}, 10)}, [&](const auto& x) { return cell(x[0], {x[1]}).h; });
+}
+
+BOOST_AUTO_TEST_CASE(additive_attention) {
+  Generator gen(5);
+  nn::AdditiveAttention att(4, 3, 5, gen);
+  const Tensor pad = nn::padding_mask({5, 3}, 5, f64);
+  check_module("AdditiveAttention", att, {input({2, 4}, 11), input({2, 5, 3}, 12)}, [&](const auto& x) {
+    auto a = att.forward(x[0], x[1], x[1], pad);
+    return ag::concat({a.output, a.weights}, -1);
+  });
+}
+
+BOOST_AUTO_TEST_CASE(multi_head_attention_masks) {
+  Generator gen(6);
+  nn::MultiHeadAttention mha(8, 2, gen);
+  const Tensor causal = nn::causal_mask(4, f64);
+  const Tensor pad = nn::padding_mask({4, 2}, 4, f64);
+  check_module("MHA self causal+padding", mha, {input({2, 4, 8}, 13)}, [&](const auto& x) {
+    return mha(x[0], x[0], x[0], pad, causal).output;
+  });
+  check_module("MHA cross", mha, {input({2, 3, 8}, 14), input({2, 5, 8}, 15)}, [&](const auto& x) {
+    return mha(x[0], x[1], x[1]).output;
+  });
+}
+
+BOOST_AUTO_TEST_CASE(transformer_layers_pre_and_post_ln) {
+  for (bool pre : {false, true}) {
+    Generator gen(7);
+    nn::TransformerOptions o{.d_model = 8, .num_heads = 2, .dim_feedforward = 16, .dropout = 0.0, .norm_first = pre};
+    nn::TransformerEncoderLayer enc(o, gen);
+    const std::string tag = pre ? " pre-LN" : " post-LN";
+    check_module("EncoderLayer" + tag, enc, {input({2, 4, 8}, 16)}, [&](const auto& x) {
+      return enc.forward(x[0], {}, nn::padding_mask({4, 3}, 4, f64));
+    });
+    nn::TransformerDecoderLayer dec(o, gen);
+    check_module("DecoderLayer" + tag, dec, {input({2, 3, 8}, 17), input({2, 4, 8}, 18)}, [&](const auto& x) {
+      return dec.forward(x[0], x[1], nn::causal_mask(3, f64));
+    });
+  }
+}
+
+BOOST_AUTO_TEST_CASE(seq2seq_with_and_without_attention) {
+  for (bool att : {true, false}) {
+    Generator gen(8);
+    nn::Seq2Seq model(7, 6, {.embed_dim = 4, .hidden_size = 5, .attention = att}, gen);
+    const Indices src({3, 4, 5, 0, 6, 5, 0, 0}, {2, 4}), tgt_in({1, 3, 4, 1, 5, 3}, {2, 3});
+    check_module(att ? "Seq2Seq attention" : "Seq2Seq plain", model, {}, [&](const auto&) {
+      return model.forward(src, tgt_in, 0).logits;
+    });
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(attention_facts)
+
+// q = [[1, 0], [0, 1]], k = [[1, 0], [1, 1]], v = [[1, 2], [3, 4]], d = 2:
+// scores / sqrt(2) = [[1, 1], [0, 1]] / sqrt(2); row 0 softmax = [0.5, 0.5] -> output [2, 3];
+// row 1: w = softmax([0, 0.70711]) = [0.33024, 0.66976] -> output [2.33952, 3.33952].
+BOOST_AUTO_TEST_CASE(scaled_dot_product_2x2_by_hand) {
+  const Tensor q = tensor({1, 0, 0, 1}, {2, 2}, {f64}), k = tensor({1, 0, 1, 1}, {2, 2}, {f64});
+  const Tensor v = tensor({1, 2, 3, 4}, {2, 2}, {f64});
+  const auto a = nn::scaled_dot_product_attention(q, k, v);
+  const double w1 = 1.0 / (1.0 + std::exp(1.0 / std::sqrt(2.0)));
+  const std::vector<double> want_w{0.5, 0.5, w1, 1 - w1};
+  const std::vector<double> want_o{2, 3, w1 * 1 + (1 - w1) * 3, w1 * 2 + (1 - w1) * 4};
+  const auto w = a.weights.to_vector(), o = a.output.to_vector();
+  for (std::size_t i = 0; i < 4; ++i) {
+    BOOST_TEST(w[i] == want_w[i], boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(o[i] == want_o[i], boost::test_tools::tolerance(1e-12));
+  }
+  BOOST_TEST(w1 == 0.33024, boost::test_tools::tolerance(1e-4));
+}
+
+BOOST_AUTO_TEST_CASE(weights_sum_to_one_and_padding_gets_zero) {
+  Generator gen(9);
+  nn::MultiHeadAttention mha(8, 2, gen);
+  const Tensor x = randn({2, 5, 8}, gen);
+  const auto a = mha(x, x, x, nn::padding_mask({5, 3}, 5));
+  const auto w = a.weights.to_vector();  // [2, 2, 5, 5]
+  for (std::size_t row = 0; row < 2 * 2 * 5; ++row) {
+    double s = 0;
+    for (std::size_t j = 0; j < 5; ++j) s += w[row * 5 + j];
+    BOOST_TEST(s == 1.0, boost::test_tools::tolerance(1e-6));
+  }
+  for (std::size_t h = 0; h < 2; ++h)  // batch 1 has length 3: keys 3 and 4 get exactly zero weight
+    for (std::size_t i = 0; i < 5; ++i)
+      for (std::size_t j = 3; j < 5; ++j) BOOST_TEST(w[((1 * 2 + h) * 5 + i) * 5 + j] == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(causal_outputs_ignore_the_future) {
+  Generator gen(10);
+  nn::TransformerEncoderLayer layer({.d_model = 8, .num_heads = 2, .dim_feedforward = 16, .dropout = 0.0}, gen);
+  layer.eval();
+  const Tensor x = randn({1, 6, 8}, gen);
+  const Tensor y = layer.forward(x, nn::causal_mask(6));
+  for (std::size_t t = 0; t < 6; ++t) {  // change every input after t: outputs up to t stay the same
+    Tensor x2 = x.detach();
+    float* p = x2.data<float>().data();
+    for (std::size_t i = (t + 1) * 8; i < 6 * 8; ++i) p[i] += 1.0f + float(i % 3);
+    const Tensor y2 = layer.forward(x2, nn::causal_mask(6));
+    const auto a = y.to_vector(), b = y2.to_vector();
+    for (std::size_t i = 0; i < (t + 1) * 8; ++i) BOOST_TEST(a[i] == b[i]);
+    if (t + 1 < 6) BOOST_TEST(a[(t + 1) * 8] != b[(t + 1) * 8]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(padded_source_does_not_change_the_seq2seq_output) {
+  Generator gen(11);
+  nn::Seq2Seq model(9, 9, {.embed_dim = 4, .hidden_size = 6, .attention = true}, gen);
+  const Indices a({3, 4, 5, 0, 0}, {1, 5}), b({3, 4, 5, 0, 0, 0, 0}, {1, 7}), tgt({1, 5, 4}, {1, 3});
+  const auto ya = model.forward(a, tgt, 0), yb = model.forward(b, tgt, 0);
+  const auto la = ya.logits.to_vector(), lb = yb.logits.to_vector();
+  for (std::size_t i = 0; i < la.size(); ++i) BOOST_TEST(la[i] == lb[i], boost::test_tools::tolerance(1e-5));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(module_basics)
+
+BOOST_AUTO_TEST_CASE(names_counts_and_tree) {
+  Generator gen(12);
+  nn::TransformerEncoderLayer layer({.d_model = 8, .num_heads = 2, .dim_feedforward = 16}, gen);
+  const auto named = layer.named_parameters();
+  std::vector<std::string> names;
+  for (auto& [n, p] : named) names.push_back(n);
+  const std::vector<std::string> want{"self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+                                      "self_attn.out_proj.bias",  "linear1.weight",         "linear1.bias",
+                                      "linear2.weight",           "linear2.bias",           "norm1.weight",
+                                      "norm1.bias",               "norm2.weight",           "norm2.bias"};
+  BOOST_TEST(names == want, boost::test_tools::per_element());
+  // 3*8*8 + 3*8 + 8*8 + 8 + 16*8 + 16 + 8*16 + 8 + 4*8 = 600
+  BOOST_TEST(layer.num_parameters() == 600u);
+  const std::string tree = layer.tree();
+  BOOST_TEST(tree.find("(self_attn): MultiHeadAttention(d_model=8, heads=2)") != std::string::npos, tree);
+  BOOST_TEST(tree.find("600 parameters") != std::string::npos, tree);
+}
+
+BOOST_AUTO_TEST_CASE(lstm_forget_bias_and_bad_shapes) {
+  Generator gen(13);
+  nn::LSTM lstm(3, 4, gen, {.forget_bias = 1.0});
+  const auto bi = lstm.bias_ih[0].to_vector(), bh = lstm.bias_hh[0].to_vector();
+  for (std::size_t j = 4; j < 8; ++j) BOOST_TEST(bi[j] + bh[j] == 1.0);
+  BOOST_CHECK_THROW(lstm(randn({2, 5, 4}, gen)), ag::Error);
+  try {
+    lstm(randn({2, 5}, gen));
+  } catch (const ag::Error& e) {
+    BOOST_TEST(std::string(e.what()).find("LSTM(3, 4): input [2,5] should be [batch, time, 3]") != std::string::npos, e.what());
+  }
+  nn::Linear fc(4, 2, gen);
+  BOOST_CHECK_THROW(fc(randn({3, 5}, gen)), ag::Error);
+  BOOST_CHECK_THROW(nn::MultiHeadAttention(10, 3, gen), ag::Error);
+}
+
+BOOST_AUTO_TEST_CASE(to_f64_and_train_eval) {
+  Generator gen(14);
+  nn::FeedForward ff(4, 8, gen, nn::Activation::relu, 0.5);
+  BOOST_TEST(ff.is_training());
+  ff.eval();
+  BOOST_TEST(!ff.dropout->is_training());
+  const Tensor x = randn({3, 4}, gen);
+  const auto a = ff(x).to_vector(), b = ff(x).to_vector();  // eval: dropout is the identity
+  BOOST_TEST(a == b, boost::test_tools::per_element());
+  ff.to(f64);
+  BOOST_TEST(ff.linear1->weight.dtype() == f64);
+  BOOST_TEST(ff(x.to(f64)).dtype() == f64);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
