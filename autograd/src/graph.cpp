@@ -45,17 +45,34 @@ template xt::xarray<double>* Node::input_grad<double>(std::size_t);
 void Node::accumulate(std::size_t i, const Array& g) {
   Node& in = *inputs[i];
   if (!in.requires_grad) return;
-  const Array& summed = g.shape() == in.data.shape() ? g : detail::reduce_to_shape(g, in.data.shape());
-  if (summed.shape() != in.data.shape())  // an op's backward rule is wrong: say which
-    fail(op, " backward: gradient of shape ", shape_str(g.shape()), " for input ", i, " of shape ",
-         shape_str(in.data.shape()));
-  if (!in.grad) {
-    in.grad = summed.dtype() == in.data.dtype() ? summed : summed.to(in.data.dtype());
+  if (g.shape() != in.data.shape() || g.dtype() != in.data.dtype() || !in.grad) {
+    accumulate(i, Array(g));  // needs a new array anyway: unbroadcast, convert, or keep as .grad
     return;
   }
-  dispatch(in.data.dtype(), [&](auto t) {
+  dispatch(g.dtype(), [&](auto t) {
     using T = decltype(t);
-    kernels::acc(in.grad->ptr<T>(), summed.ptr<T>(), summed.size());
+    kernels::acc(in.grad->ptr<T>(), g.ptr<T>(), g.size());
+  });
+}
+
+void Node::accumulate(std::size_t i, Array&& g) {
+  Node& in = *inputs[i];
+  if (!in.requires_grad) return;
+  if (g.shape() != in.data.shape()) {
+    Array summed = detail::reduce_to_shape(g, in.data.shape());
+    if (summed.shape() != in.data.shape())  // an op's backward rule is wrong: say which
+      fail(op, " backward: gradient of shape ", shape_str(g.shape()), " for input ", i, " of shape ",
+           shape_str(in.data.shape()));
+    g = std::move(summed);
+  }
+  if (g.dtype() != in.data.dtype()) g = g.to(in.data.dtype());
+  if (!in.grad) {
+    in.grad = std::move(g);
+    return;
+  }
+  dispatch(g.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::acc(in.grad->ptr<T>(), g.ptr<T>(), g.size());
   });
 }
 
@@ -182,10 +199,11 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
          " ", dtype_name(b.dtype()), " (convert one with .to())");
 }
 
-std::size_t normalize_axis(const char* op, int axis, std::size_t ndim) {
-  const int n = int(ndim);
+std::size_t normalize_axis(const char* op, int axis, const Shape& shape, std::size_t extra) {
+  const int n = int(shape.size() + extra);
   if (axis < -n || axis >= n)
-    fail(op, ": axis ", axis, " is out of range for a tensor with ", ndim, " dimension", ndim == 1 ? "" : "s");
+    fail(op, ": axis ", axis, " is out of range for shape ", shape_str(shape), " (", shape.size(),
+         shape.size() == 1 ? " dimension" : " dimensions", "; valid axes ", -n, "..", n - 1, ")");
   return std::size_t(axis < 0 ? axis + n : axis);
 }
 
@@ -273,7 +291,7 @@ Array permute_array(const Array& x, const std::vector<std::size_t>& perm) {
     out_shape[i] = x.shape()[perm[i]];
     read[i] = xs[perm[i]];
   }
-  Array out(x.dtype(), out_shape);
+  Array out = Array::empty(x.dtype(), out_shape);
   gather_strided(out, x, 0, read);
   return out;
 }

@@ -19,7 +19,8 @@ Tensor make_result(const char* op, Array data, std::vector<Tensor> inputs, Backw
 // Argument checks that throw ag::Error naming the op.
 void check_defined(const char* op, const Tensor& t);
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
-std::size_t normalize_axis(const char* op, int axis, std::size_t ndim);  // -1 -> ndim-1
+// -1 -> the last axis. `extra` counts axes the op adds (unsqueeze and stack accept ndim + 1).
+std::size_t normalize_axis(const char* op, int axis, const Shape& shape, std::size_t extra = 0);
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 
 // Row-major strides of a contiguous array of this shape.

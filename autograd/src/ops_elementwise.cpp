@@ -41,7 +41,7 @@ enum class Bin { add, sub, mul, div };
 
 // a (op) b as arrays, broadcast to `shape`; same-shape operands go straight to the SIMD kernels.
 Array binary_array(Bin op, const Array& a, const Array& b, const Shape& shape) {
-  Array out(a.dtype(), shape);
+  Array out = Array::empty(a.dtype(), shape);
   dispatch(a.dtype(), [&](auto t) {
     using T = decltype(t);
     T* o = out.ptr<T>();
@@ -71,12 +71,16 @@ Array binary_array(Bin op, const Array& a, const Array& b, const Shape& shape) {
 void accumulate_scaled(Node& self, std::size_t i, const Array& g, double alpha) {
   if (!self.needs_grad(i)) return;
   const Shape& target = self.inputs[i]->data.shape();
-  Array summed = g.shape() == target ? g : detail::reduce_to_shape(g, target);
   dispatch(g.dtype(), [&](auto t) {
     using T = decltype(t);
+    if (g.shape() == target) {  // the common case: straight into the gradient, no temporary
+      kernels::acc_scaled(self.input_grad<T>(i)->data(), g.ptr<T>(), T(alpha), g.size());
+      return;
+    }
+    Array summed = detail::reduce_to_shape(g, target);
     kernels::mul_scalar(summed.ptr<T>(), summed.ptr<T>(), T(alpha), summed.size());
+    self.accumulate(i, std::move(summed));
   });
-  self.accumulate(i, summed);
 }
 
 // The skeleton of every unary op: y = fwd(x); dx += bwd(x, y, dy).
@@ -84,7 +88,7 @@ void accumulate_scaled(Node& self, std::size_t i, const Array& g, double alpha) 
 template <class Fwd, class Bwd>
 Tensor unary_op(const char* name, const Tensor& x, Fwd fwd, Bwd bwd) {
   detail::check_defined(name, x);
-  Array out(x.dtype(), x.shape());
+  Array out = Array::empty(x.dtype(), x.shape());
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);
     fwd(out.ptr<T>(), x.array().ptr<T>(), out.size());
@@ -162,7 +166,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   detail::check_same_dtype("pow", a, b);
   const Shape shape = detail::broadcast_shapes("pow", a.shape(), b.shape());
   const auto sa = detail::broadcast_strides(a.shape(), shape), sb = detail::broadcast_strides(b.shape(), shape);
-  Array out(a.dtype(), shape);
+  Array out = Array::empty(a.dtype(), shape);
   dispatch(a.dtype(), [&](auto t) {
     using T = decltype(t);
     broadcast_binary(out.ptr<T>(), shape, a.array().ptr<T>(), sa, b.array().ptr<T>(), sb,
@@ -175,14 +179,14 @@ Tensor pow(const Tensor& a, const Tensor& b) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       if (self.needs_grad(0)) {  // d(a^b)/da = b a^(b-1)
-        Array da(self.data.dtype(), shape);
+        Array da = Array::empty(self.data.dtype(), shape);
         broadcast_binary(da.ptr<T>(), shape, a.ptr<T>(), sa, b.ptr<T>(), sb,
                          [](T x, T y) { return y * std::pow(x, y - T(1)); });
         kernels::mul(da.ptr<T>(), da.ptr<T>(), self.grad->ptr<T>(), da.size());
         self.accumulate(0, da);
       }
       if (self.needs_grad(1)) {  // d(a^b)/db = a^b log(a)
-        Array db(self.data.dtype(), shape);
+        Array db = Array::empty(self.data.dtype(), shape);
         broadcast_binary(db.ptr<T>(), shape, a.ptr<T>(), sa, b.ptr<T>(), sb,
                          [](T x, T y) { return std::pow(x, y) * std::log(x); });
         kernels::mul(db.ptr<T>(), db.ptr<T>(), self.grad->ptr<T>(), db.size());
@@ -212,7 +216,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   detail::check_same_dtype("where", a, b);
   const Shape shape = detail::broadcast_shapes("where", cond.shape(), detail::broadcast_shapes("where", a.shape(), b.shape()));
   std::vector<unsigned char> pick_a = truth_mask(cond, shape);
-  Array out(a.dtype(), shape);
+  Array out = Array::empty(a.dtype(), shape);
   dispatch(a.dtype(), [&](auto t) {
     using T = decltype(t);
     const auto sa = detail::broadcast_strides(a.shape(), shape), sb = detail::broadcast_strides(b.shape(), shape);
@@ -230,7 +234,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
       const T* g = self.grad->ptr<T>();
       for (std::size_t i = 0; i < 2; ++i) {  // the gradient goes to the side that was picked
         if (!self.needs_grad(i)) continue;
-        Array gi(self.data.dtype(), self.data.shape());
+        Array gi = Array::empty(self.data.dtype(), self.data.shape());
         T* p = gi.ptr<T>();
         for (std::size_t j = 0; j < gi.size(); ++j) p[j] = (pick_a[j] != 0) == (i == 0) ? g[j] : T(0);
         self.accumulate(i, gi);

@@ -75,7 +75,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   Shape out_shape = p.batch;
   out_shape.push_back(p.M);
   out_shape.push_back(p.N);
-  Array out(a.dtype(), out_shape);
+  Array out = p.K ? Array::empty(a.dtype(), out_shape) : Array(a.dtype(), out_shape);  // K = 0: gemm may not write
   const std::size_t sa = p.M * p.K, sb = p.K * p.N, sc = p.M * p.N;
   dispatch(a.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -127,7 +127,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const std::size_t rows = in_f ? x.numel() / in_f : 0;
   Shape out_shape = x.shape();
   out_shape.back() = out_f;
-  Array out(x.dtype(), out_shape);
+  Array out = in_f || bias.defined() ? Array::empty(x.dtype(), out_shape) : Array(x.dtype(), out_shape);
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);
     T* y = out.ptr<T>();

@@ -23,7 +23,7 @@ struct AxisLayout {
 AxisLayout axis_layout(const char* op, const Shape& s, int axis) {
   if (s.empty()) fail(op, ": needs at least 1 dimension, got a 0-d tensor");
   AxisLayout l;
-  l.axis = detail::normalize_axis(op, axis, s.size());
+  l.axis = detail::normalize_axis(op, axis, s);
   l.cols = s[l.axis];
   l.rows = l.cols ? shape_numel(s) / l.cols : 0;
   l.last = l.axis == s.size() - 1;
@@ -40,8 +40,9 @@ AxisLayout axis_layout(const char* op, const Shape& s, int axis) {
 Tensor softmax_impl(const char* op, const Tensor& x, int axis, bool log) {
   detail::check_defined(op, x);
   const AxisLayout l = axis_layout(op, x.shape(), axis);
-  const Array xl = l.last ? x.array() : detail::permute_array(x.array(), l.to_last);
-  Array y(x.dtype(), xl.shape());
+  Array x_moved;
+  const Array& xl = l.last ? x.array() : (x_moved = detail::permute_array(x.array(), l.to_last));
+  Array y = Array::empty(x.dtype(), xl.shape());
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);
     if (log) kernels::log_softmax_rows(y.ptr<T>(), xl.ptr<T>(), l.rows, l.cols);
@@ -51,15 +52,22 @@ Tensor softmax_impl(const char* op, const Tensor& x, int axis, bool log) {
   // softmax: dx = y * (dy - sum(dy * y));  log_softmax: dx = dy - softmax * sum(dy). Both use y.
   return make_result(op, std::move(y), {x}, [l, log](Node& self) {
     if (!self.needs_grad(0)) return;
-    const Array yl = l.last ? self.data : detail::permute_array(self.data, l.to_last);
-    const Array gl = l.last ? *self.grad : detail::permute_array(*self.grad, l.to_last);
-    Array dx(yl.dtype(), yl.shape());
-    dispatch(yl.dtype(), [&](auto t) {
+    auto backward_rows = [&](auto* dx, const Array& y, const Array& g) {
+      using T = std::remove_pointer_t<decltype(dx)>;
+      if (log) kernels::log_softmax_backward_rows(dx, y.ptr<T>(), g.ptr<T>(), l.rows, l.cols);
+      else kernels::softmax_backward_rows(dx, y.ptr<T>(), g.ptr<T>(), l.rows, l.cols);
+    };
+    dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
-      if (log) kernels::log_softmax_backward_rows(dx.ptr<T>(), yl.ptr<T>(), gl.ptr<T>(), l.rows, l.cols);
-      else kernels::softmax_backward_rows(dx.ptr<T>(), yl.ptr<T>(), gl.ptr<T>(), l.rows, l.cols);
+      if (l.last) {  // rows are contiguous: accumulate straight into the input's gradient
+        backward_rows(self.input_grad<T>(0)->data(), self.data, *self.grad);
+        return;
+      }
+      const Array yl = detail::permute_array(self.data, l.to_last), gl = detail::permute_array(*self.grad, l.to_last);
+      Array dx(yl.dtype(), yl.shape());
+      backward_rows(dx.ptr<T>(), yl, gl);
+      self.accumulate(0, detail::permute_array(dx, l.from_last));
     });
-    self.accumulate(0, l.last ? dx : detail::permute_array(dx, l.from_last));
   });
 }
 
@@ -85,8 +93,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
     inputs.push_back(*p);
   }
   const bool has_w = weight.defined(), has_b = bias.defined();
-  Array y(x.dtype(), x.shape());
-  Array mean(x.dtype(), Shape{rows}), rstd(x.dtype(), Shape{rows});
+  Array y = Array::empty(x.dtype(), x.shape());
+  Array mean = Array::empty(x.dtype(), Shape{rows}), rstd = Array::empty(x.dtype(), Shape{rows});
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);
     kernels::layer_norm_rows(y.ptr<T>(), mean.ptr<T>(), rstd.ptr<T>(), x.array().ptr<T>(), has_w ? weight.array().ptr<T>() : nullptr,
@@ -116,7 +124,7 @@ Tensor embedding(const Tensor& weight, const Indices& ids) {
       fail("embedding: index ", id, " out of range for ", V, " embeddings (weight ", shape_str(weight.shape()), ")");
   Shape out_shape = ids.shape;
   out_shape.push_back(D);
-  Array out(weight.dtype(), out_shape);
+  Array out = Array::empty(weight.dtype(), out_shape);
   dispatch(weight.dtype(), [&](auto t) {
     using T = decltype(t);
     const T* w = weight.array().ptr<T>();
@@ -140,8 +148,8 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   if (!training || p == 0.0) return x;
   // Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so eval needs no change.
   const double scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
-  Array mask(x.dtype(), x.shape());
-  Array out(x.dtype(), x.shape());
+  Array mask = Array::empty(x.dtype(), x.shape());
+  Array out = Array::empty(x.dtype(), x.shape());
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);
     T* m = mask.ptr<T>();
@@ -173,8 +181,8 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
       fail("cross_entropy: target ", t, " out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
     ++counted;
   }
-  Array lsm(logits.dtype(), Shape{rows, C});
-  Array out(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});
+  Array lsm = Array::empty(logits.dtype(), Shape{rows, C});
+  Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});  // every entry written below
   dispatch(logits.dtype(), [&](auto t) {
     using T = decltype(t);
     kernels::log_softmax_rows(lsm.ptr<T>(), logits.array().ptr<T>(), rows, C);

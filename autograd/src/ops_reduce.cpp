@@ -21,7 +21,7 @@ struct Reduced {
 Reduced reduced_shape(const char* op, const Shape& x, std::vector<int> axes, bool keepdim) {
   std::vector<bool> reduce(x.size(), false);
   for (int a : axes) {
-    const std::size_t ax = detail::normalize_axis(op, a, x.size());
+    const std::size_t ax = detail::normalize_axis(op, a, x);
     if (reduce[ax]) fail(op, ": axis ", a, " given twice for shape ", shape_str(x));
     reduce[ax] = true;
   }
@@ -107,7 +107,7 @@ Tensor mean(const Tensor& x) {
 // max over one axis, viewed as [outer, n, inner]; the gradient goes to the first maximum.
 Tensor max(const Tensor& x, int axis, bool keepdim) {
   detail::check_defined("max", x);
-  const std::size_t ax = detail::normalize_axis("max", axis, x.dim());
+  const std::size_t ax = detail::normalize_axis("max", axis, x.shape());
   const Shape& xs = x.shape();
   const std::size_t n = xs[ax];
   if (n == 0) fail("max: cannot reduce an empty axis (", shape_str(xs), ", axis ", axis, ")");
@@ -118,7 +118,7 @@ Tensor max(const Tensor& x, int axis, bool keepdim) {
   for (std::size_t i = 0; i < xs.size(); ++i)
     if (i != ax) out_shape.push_back(xs[i]);
     else if (keepdim) out_shape.push_back(1);
-  Array out(x.dtype(), out_shape);
+  Array out = Array::empty(x.dtype(), out_shape);
   std::vector<std::uint32_t> argmax(outer * inner, 0);
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);

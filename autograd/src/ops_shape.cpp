@@ -56,8 +56,8 @@ Tensor reshape(const Tensor& x, std::vector<std::int64_t> shape) {
 Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
   detail::check_defined("flatten", x);
   if (x.dim() == 0) return reshape_to("flatten", x, Shape{1});
-  const std::size_t a = detail::normalize_axis("flatten", start_axis, x.dim());
-  const std::size_t b = detail::normalize_axis("flatten", end_axis, x.dim());
+  const std::size_t a = detail::normalize_axis("flatten", start_axis, x.shape());
+  const std::size_t b = detail::normalize_axis("flatten", end_axis, x.shape());
   if (a > b) fail("flatten: start axis ", start_axis, " comes after end axis ", end_axis, " for ", shape_str(x.shape()));
   Shape s;
   std::size_t merged = 1;
@@ -71,7 +71,7 @@ Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
 
 Tensor unsqueeze(const Tensor& x, int axis) {
   detail::check_defined("unsqueeze", x);
-  const std::size_t ax = detail::normalize_axis("unsqueeze", axis, x.dim() + 1);
+  const std::size_t ax = detail::normalize_axis("unsqueeze", axis, x.shape(), 1);
   Shape s = x.shape();
   s.insert(s.begin() + std::ptrdiff_t(ax), 1);
   return reshape_to("unsqueeze", x, s);
@@ -79,7 +79,7 @@ Tensor unsqueeze(const Tensor& x, int axis) {
 
 Tensor squeeze(const Tensor& x, int axis) {
   detail::check_defined("squeeze", x);
-  const std::size_t ax = detail::normalize_axis("squeeze", axis, x.dim());
+  const std::size_t ax = detail::normalize_axis("squeeze", axis, x.shape());
   if (x.shape()[ax] != 1) fail("squeeze: axis ", axis, " of ", shape_str(x.shape()), " has size ", x.shape()[ax], ", not 1");
   Shape s = x.shape();
   s.erase(s.begin() + std::ptrdiff_t(ax));
@@ -92,7 +92,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& dims) {
   std::vector<std::size_t> perm(dims.size());
   std::vector<bool> used(dims.size(), false);
   for (std::size_t i = 0; i < dims.size(); ++i) {
-    perm[i] = detail::normalize_axis("permute", dims[i], x.dim());
+    perm[i] = detail::normalize_axis("permute", dims[i], x.shape());
     if (used[perm[i]]) fail("permute: axis ", dims[i], " repeated (shape ", shape_str(x.shape()), ")");
     used[perm[i]] = true;
   }
@@ -107,7 +107,7 @@ Tensor transpose(const Tensor& x, int dim0, int dim1) {
   detail::check_defined("transpose", x);
   std::vector<int> dims(x.dim());
   std::iota(dims.begin(), dims.end(), 0);
-  std::swap(dims[detail::normalize_axis("transpose", dim0, x.dim())], dims[detail::normalize_axis("transpose", dim1, x.dim())]);
+  std::swap(dims[detail::normalize_axis("transpose", dim0, x.shape())], dims[detail::normalize_axis("transpose", dim1, x.shape())]);
   return permute(x, dims);
 }
 
@@ -115,7 +115,7 @@ namespace {
 
 // The elements of x at (offset, strides) laid out with shape `shape`: slice and select.
 Tensor strided_view(const char* op, const Tensor& x, const Shape& shape, std::ptrdiff_t offset, detail::Strides strides) {
-  Array out(x.dtype(), shape);
+  Array out = Array::empty(x.dtype(), shape);
   detail::gather_strided(out, x.array(), offset, strides);
   return make_result(op, std::move(out), {x}, [offset, strides](Node& self) {
     if (!self.needs_grad(0)) return;
@@ -129,7 +129,7 @@ Tensor strided_view(const char* op, const Tensor& x, const Shape& shape, std::pt
 
 Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
   detail::check_defined("slice", x);
-  const std::size_t ax = detail::normalize_axis("slice", axis, x.dim());
+  const std::size_t ax = detail::normalize_axis("slice", axis, x.shape());
   if (step <= 0) fail("slice: step must be positive, got ", step, " (shape ", shape_str(x.shape()), ")");
   const auto n = std::int64_t(x.shape()[ax]);
   auto clip = [n](std::int64_t i) { return std::clamp(i < 0 ? i + n : i, std::int64_t(0), n); };  // Python rules
@@ -145,7 +145,7 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
 
 Tensor select(const Tensor& x, int axis, std::int64_t index) {
   detail::check_defined("select", x);
-  const std::size_t ax = detail::normalize_axis("select", axis, x.dim());
+  const std::size_t ax = detail::normalize_axis("select", axis, x.shape());
   const auto n = std::int64_t(x.shape()[ax]);
   if (index < -n || index >= n)
     fail("select: index ", index, " out of range for axis ", axis, " of size ", n, " (shape ", shape_str(x.shape()), ")");
@@ -168,7 +168,7 @@ Tensor join(const char* op, const std::vector<Tensor>& xs, const Shape& out_shap
   const std::size_t out_row = shape_numel(out_shape) / std::max<std::size_t>(outer, 1);
   std::vector<std::size_t> widths;  // elements of each input per outer index
   for (const auto& x : xs) widths.push_back(outer ? x.numel() / outer : 0);
-  Array out(xs[0].dtype(), out_shape);
+  Array out = Array::empty(xs[0].dtype(), out_shape);
   dispatch(out.dtype(), [&](auto t) {
     using T = decltype(t);
     T* o = out.ptr<T>();
@@ -200,7 +200,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   for (const auto& x : xs) detail::check_same_dtype("concat", xs[0], x);
   const Shape& s0 = xs[0].shape();
   if (s0.empty()) fail("concat: cannot concatenate 0-d tensors (use stack)");
-  const std::size_t ax = detail::normalize_axis("concat", axis, s0.size());
+  const std::size_t ax = detail::normalize_axis("concat", axis, s0);
   Shape out = s0;
   out[ax] = 0;
   for (std::size_t k = 0; k < xs.size(); ++k) {
@@ -221,7 +221,7 @@ Tensor stack(const std::vector<Tensor>& xs, int axis) {
   const Shape& s0 = xs[0].shape();
   for (std::size_t k = 0; k < xs.size(); ++k)
     if (xs[k].shape() != s0) fail("stack: tensor ", k, " has shape ", shape_str(xs[k].shape()), ", expected ", shape_str(s0));
-  const std::size_t ax = detail::normalize_axis("stack", axis, s0.size() + 1);
+  const std::size_t ax = detail::normalize_axis("stack", axis, s0, 1);
   Shape out = s0;
   out.insert(out.begin() + std::ptrdiff_t(ax), xs.size());
   return join("stack", xs, out, ax);
@@ -231,7 +231,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   detail::check_defined("expand", x);
   if (detail::broadcast_shapes("expand", x.shape(), shape) != shape)
     fail("expand: ", shape_str(x.shape()), " cannot be broadcast to ", shape_str(shape));
-  Array out(x.dtype(), shape);
+  Array out = Array::empty(x.dtype(), shape);
   detail::gather_strided(out, x.array(), 0, detail::broadcast_strides(x.shape(), shape));
   return make_result("expand", std::move(out), {x}, [](Node& self) { self.accumulate(0, *self.grad); });
 }

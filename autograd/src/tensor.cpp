@@ -1,4 +1,6 @@
 // Tensor handles, arrays, creation functions and grad mode.
+#include <malloc.h>
+
 #include <cmath>
 #include <ostream>
 #include <sstream>
@@ -8,6 +10,19 @@
 #include "internal.hpp"
 
 namespace ag {
+
+// Note [allocation]: a training step allocates and frees the same large arrays (attention
+// weights of [B, H, T, T] are megabytes) over and over. glibc returns such blocks to the kernel
+// on free (mmap / heap trimming), so every step paid page faults and zeroing again; on a
+// Transformer step that was a third of the time. Keeping freed memory in the heap makes the
+// next step's allocations reuse it. The limits are process-wide and only affect glibc.
+namespace {
+const bool g_allocator_tuned = [] {
+  mallopt(M_MMAP_MAX, 0);              // every block comes from the heap (no per-block mmap) ...
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // ... and the heap is not trimmed below 1 GiB of slack
+  return true;
+}();
+}  // namespace
 
 // ---- grad mode ---------------------------------------------------------------------------
 namespace {
@@ -42,6 +57,14 @@ Array::Array(Dtype dtype, const Shape& shape) : dtype_(dtype) {
     d_ = xt::xarray<double>::from_shape(shape);
     d_.fill(0.0);
   }
+}
+
+Array Array::empty(Dtype dtype, const Shape& shape) {
+  Array a;
+  a.dtype_ = dtype;
+  if (dtype == Dtype::f32) a.f_ = xt::xarray<float>::from_shape(shape);
+  else a.d_ = xt::xarray<double>::from_shape(shape);
+  return a;
 }
 
 const Shape& Array::shape() const { return dtype_ == Dtype::f32 ? f_.shape() : d_.shape(); }
@@ -82,7 +105,7 @@ Node* Tensor::node() const {
 const Shape& Tensor::shape() const { return node()->data.shape(); }
 std::size_t Tensor::numel() const { return node()->data.size(); }
 Dtype Tensor::dtype() const { return node()->data.dtype(); }
-std::size_t Tensor::size(int axis) const { return shape()[detail::normalize_axis("size", axis, dim())]; }
+std::size_t Tensor::size(int axis) const { return shape()[detail::normalize_axis("size", axis, shape())]; }
 
 double Tensor::flat(std::size_t i) const {
   if (i >= numel()) fail("flat: index ", i, " out of range for shape ", shape_str(shape()));
@@ -145,7 +168,7 @@ Tensor Tensor::mean() const { return ag::mean(*this); }
 
 // ---- creation ----------------------------------------------------------------------------
 Tensor full(const Shape& shape, double value, TensorOptions o) {
-  Array a(o.dtype, shape);
+  Array a = Array::empty(o.dtype, shape);
   a.fill(value);
   return Tensor::from(std::move(a), o.requires_grad);
 }
@@ -159,7 +182,7 @@ Tensor arange(double start, double stop, double step, TensorOptions o) {
     fail("arange: need finite start, stop and a non-zero step (got ", start, ", ", stop, ", ", step, ")");
   const double count = std::ceil((stop - start) / step);
   const std::size_t n = count > 0 ? std::size_t(count) : 0;
-  Array a(o.dtype, Shape{n});
+  Array a = Array::empty(o.dtype, Shape{n});
   dispatch(o.dtype, [&](auto t) {
     using T = decltype(t);
     T* p = a.ptr<T>();
@@ -171,7 +194,7 @@ Tensor arange(double start, double stop, double step, TensorOptions o) {
 Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptions o) {
   if (values.size() != shape_numel(shape))
     fail("tensor: ", values.size(), " values do not fill shape ", shape_str(shape), " (", shape_numel(shape), " elements)");
-  Array a(o.dtype, shape);
+  Array a = Array::empty(o.dtype, shape);
   dispatch(o.dtype, [&](auto t) {
     using T = decltype(t);
     T* p = a.ptr<T>();
@@ -182,7 +205,7 @@ Tensor tensor(const std::vector<double>& values, const Shape& shape, TensorOptio
 
 template <class Draw>
 static Tensor random_tensor(const Shape& shape, TensorOptions o, Draw draw) {
-  Array a(o.dtype, shape);
+  Array a = Array::empty(o.dtype, shape);
   dispatch(o.dtype, [&](auto t) {
     using T = decltype(t);
     T* p = a.ptr<T>();

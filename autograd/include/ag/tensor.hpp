@@ -50,6 +50,7 @@ class Array {
  public:
   Array() = default;
   Array(Dtype dtype, const Shape& shape);  // zero-filled
+  static Array empty(Dtype dtype, const Shape& shape);  // uninitialised: for outputs about to be written
   explicit Array(xt::xarray<float> a) : dtype_(Dtype::f32), f_(std::move(a)) {}
   explicit Array(xt::xarray<double> a) : dtype_(Dtype::f64), d_(std::move(a)) {}
 
@@ -105,6 +106,7 @@ struct Node {
   // Adds g into input i's gradient, first summing g over the dimensions along which the
   // forward broadcast the input ("unbroadcast"). No-op when input i needs no gradient.
   void accumulate(std::size_t i, const Array& g);
+  void accumulate(std::size_t i, Array&& g);  // takes g over when input i has no gradient yet
   bool needs_grad(std::size_t i) const { return inputs[i] && inputs[i]->requires_grad; }
 };
 

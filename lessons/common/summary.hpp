@@ -1,0 +1,62 @@
+#pragma once
+// A results table: printed with aligned columns, and saved as Markdown (a lesson's report.md).
+//
+//   lab::Table t("Adding problem: eval MSE after 2000 steps", {"model", "T", "MSE", "steps/s"});
+//   t.row({"RNN", 100, 0.1652, 812.3});
+//   t.row({"LSTM", 100, 0.0021, 390.0});
+//   t.print();                                  // to stdout
+//   t.save_markdown(args.path("report.md"));    // "## title" + a Markdown table
+//
+// Numbers are right-aligned and shown with 4 significant digits (integers as integers);
+// text is left-aligned.
+#include <cstdint>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace lab {
+
+// One table cell: text, an integer or a floating-point number.
+struct Cell {
+  std::string text;
+  bool numeric = false;
+
+  Cell(std::string s) : text(std::move(s)) {}
+  Cell(const char* s) : text(s) {}
+  Cell(int v) : text(std::to_string(v)), numeric(true) {}
+  Cell(long v) : text(std::to_string(v)), numeric(true) {}
+  Cell(long long v) : text(std::to_string(v)), numeric(true) {}
+  Cell(unsigned v) : text(std::to_string(v)), numeric(true) {}
+  Cell(unsigned long v) : text(std::to_string(v)), numeric(true) {}
+  Cell(unsigned long long v) : text(std::to_string(v)), numeric(true) {}
+  Cell(double v, int digits = 4);
+  Cell(float v) : Cell(static_cast<double>(v)) {}
+};
+
+// v with `digits` significant digits, without an exponent for 1e-3 <= |v| < 1e9:
+// 0.16667 -> "0.1667", 812.345 -> "812.3", 12345.6 -> "12346", 2.5e-5 -> "2.500e-05".
+std::string format_number(double v, int digits = 4);
+
+class Table {
+ public:
+  Table(std::string title, std::vector<std::string> columns);
+  Table& row(std::vector<Cell> cells);  // as many cells as columns
+
+  std::string text() const;      // title line, header, rule, rows; aligned for a terminal
+  std::string markdown() const;  // "## title", blank line, a Markdown table (numbers right-aligned)
+  void print(std::ostream& out = std::cout) const { out << text() << std::flush; }
+  // Writes markdown() to `file` (creating its directory); append = add after what is there.
+  void save_markdown(const std::filesystem::path& file, bool append = false) const;
+
+  const std::string& title() const { return title_; }
+  std::size_t rows() const { return rows_.size(); }
+
+ private:
+  std::vector<bool> numeric_columns() const;
+  std::string title_;
+  std::vector<std::string> columns_;
+  std::vector<std::vector<Cell>> rows_;
+};
+
+}  // namespace lab
