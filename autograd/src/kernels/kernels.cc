@@ -1,68 +1,593 @@
-// TEMPORARY: forwards every kernel to its scalar twin until the Highway kernels land.
-#include "kernels/kernels.hpp"
-#include "kernels/scalar.hpp"
+// The SIMD kernels of kernels.hpp, written once with Google Highway and compiled for every x86
+// target (AVX3 = AVX-512, AVX2, SSE4, SSSE3, SCALAR): foreach_target.h re-includes this file once
+// per target, and HWY_DYNAMIC_DISPATCH calls the best one the CPU supports.
+//
+// Shapes: every buffer is contiguous; elementwise kernels see n elements, *_rows kernels a
+// row-major [rows, cols] matrix (mean/rstd: [rows], gamma/beta/dgamma/dbeta: [cols]).
+// Semantics are those of the scalar twins in scalar.hpp, which the tests compare against:
+//   - "acc" and "_backward" kernels ADD into their output;
+//   - exp, log, tanh, sigmoid keep std::'s edge cases: exp(-inf) = 0, exp(x > 88.72f) = inf,
+//     log(0) = -inf, log(x < 0) = NaN, NaN in gives NaN out;
+//   - a softmax row that is all -inf gives zeros (log_softmax: -inf), -inf entries give 0.
+// Loops: full vectors, then the tail as one partial vector with masked loads/stores, so short
+// rows (8..128 elements) also run in SIMD.
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "kernels/kernels.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace ag::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class T> constexpr T kInf = std::numeric_limits<T>::infinity();
+template <class T> constexpr T kGeluC = T(0.7978845608028654);  // sqrt(2 / pi), as scalar.hpp
+template <class T> constexpr T kGeluA = T(0.044715);
+
+// ---------------------------------------------------------------------------------------------
+// Loads and stores of count <= Lanes(d) elements: the tail of a buffer touches nothing past its end.
+
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE hn::Vec<D> LoadPart(D d, const T* p, std::size_t count) {
+  if (count == hn::Lanes(d)) return hn::LoadU(d, p);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return hn::MaskedLoad(hn::FirstN(d, count), d, p);  // lanes past count read as zero, never fault
+#else
+  // Before AVX2, Highway's MaskedLoad loads a whole aligned vector: copy through a buffer instead
+  // (count < Lanes(d) here; the min() only tells the compiler so).
+  constexpr std::size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
+  HWY_ALIGN T buf[kMaxLanes] = {};
+  std::memcpy(buf, p, std::min(count, kMaxLanes) * sizeof(T));
+  return hn::Load(d, buf);
+#endif
+}
+
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE void StorePart(D d, hn::Vec<D> v, T* p, std::size_t count) {
+  if (count == hn::Lanes(d)) return hn::StoreU(v, d, p);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, count), d, p);
+#else
+  constexpr std::size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
+  HWY_ALIGN T buf[kMaxLanes];
+  hn::Store(v, d, buf);
+  std::memcpy(p, buf, std::min(count, kMaxLanes) * sizeof(T));
+#endif
+}
+
+// Calls step(i, count) on [0, n) one vector at a time: count == Lanes(d) for the full vectors,
+// then once with count < Lanes(d) for the tail, if any.
+template <class D, class Step>
+HWY_INLINE void ForEachVector(D d, std::size_t n, Step&& step) {
+  const std::size_t N = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) step(i, N);
+  if (i < n) step(i, n - i);
+}
+
+// sum_i term(i, count) over [0, n); term returns up to Lanes(d) values and must give zeros in
+// the lanes past count (it may also store: softmax keeps its exps). Four accumulators: one alone
+// would wait on each add's latency. Blocks of kBlock vectors are summed on their own, then added
+// to the total, so rounding errors grow with the block length rather than with n.
+template <class D, class Term, class T = hn::TFromD<D>>
+HWY_INLINE T SumOf(D d, std::size_t n, Term&& term) {
+  constexpr std::size_t kBlock = 256;
+  const std::size_t N = hn::Lanes(d);
+  auto total = hn::Zero(d);
+  std::size_t i = 0;
+  while (i + 4 * N <= n) {
+    const std::size_t block_end = std::min(n, i + kBlock * N);
+    auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+    for (; i + 4 * N <= block_end; i += 4 * N) {
+      s0 = hn::Add(s0, term(i, N));
+      s1 = hn::Add(s1, term(i + N, N));
+      s2 = hn::Add(s2, term(i + 2 * N, N));
+      s3 = hn::Add(s3, term(i + 3 * N, N));
+    }
+    total = hn::Add(total, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)));
+  }
+  auto rest = hn::Zero(d);
+  for (; i + N <= n; i += N) rest = hn::Add(rest, term(i, N));
+  if (i < n) rest = hn::Add(rest, term(i, n - i));
+  return hn::GetLane(hn::SumOfLanes(d, hn::Add(total, rest)));
+}
+
+// max_i x[i], -inf for n == 0. "x > m ? x : m" as in scalar.hpp, so NaNs are skipped.
+template <class D, class T = hn::TFromD<D>>
+HWY_INLINE T MaxOf(D d, const T* x, std::size_t n) {
+  const auto lowest = hn::Set(d, -kInf<T>);
+  auto m0 = lowest, m1 = lowest;
+  const auto keep_greater = [](auto v, auto m) HWY_ATTR { return hn::IfThenElse(hn::Gt(v, m), v, m); };
+  const std::size_t N = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    m0 = keep_greater(hn::LoadU(d, x + i), m0);
+    m1 = keep_greater(hn::LoadU(d, x + i + N), m1);
+  }
+  if (i + N <= n) {
+    m0 = keep_greater(hn::LoadU(d, x + i), m0);
+    i += N;
+  }
+  if (i < n) {  // the zeros loaded past n must not win: give those lanes -inf
+    const auto tail = hn::FirstN(d, n - i);
+    m1 = keep_greater(hn::IfThenElse(tail, LoadPart(d, x + i, n - i), lowest), m1);
+  }
+  return hn::GetLane(hn::MaxOfLanes(d, keep_greater(m0, m1)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector math with std::'s edge cases (Highway's contrib/math leaves the domain to the caller).
+
+// e^x. Highway's Exp is valid up to +104 (f32) / +706 (f64) and turns +inf into garbage; clamped
+// just past log(max) = 88.72 / 709.78 it still overflows to inf, like std::exp. Below -104 / -1000
+// (and at -inf) Highway already returns 0.
+template <class D, class V>
+HWY_INLINE V VecExp(D d, V x) {
+  using T = hn::TFromD<D>;
+  const V overflow = hn::Set(d, T(sizeof(T) == 4 ? 89.0 : 710.0));
+  const V y = hn::Exp(d, hn::Min(x, overflow));
+  return hn::IfThenElse(hn::IsNaN(x), x, y);  // Min may drop a NaN: put it back
+}
+
+// ln x. Highway's Log is valid on (0, max] only: Log(0) is about -105 and Log(-1) about +177.
+template <class D, class V>
+HWY_INLINE V VecLog(D d, V x) {
+  using T = hn::TFromD<D>;
+  const V zero = hn::Zero(d), inf = hn::Set(d, kInf<T>);
+  V y = hn::Log(d, x);
+  y = hn::IfThenElse(hn::Eq(x, zero), hn::Neg(inf), y);  // log(+-0) = -inf
+  y = hn::IfThenElse(hn::Eq(x, inf), inf, y);             // log(inf) = inf
+  // "not (x >= 0)" is true for x < 0 and for NaN: both give NaN
+  return hn::IfThenElse(hn::Not(hn::Ge(x, zero)), hn::Set(d, std::numeric_limits<T>::quiet_NaN()), y);
+}
+
+// tanh x. Highway's Tanh returns +-1 beyond |x| > 18.7 (and for +-inf); only NaN needs help.
+template <class D, class V>
+HWY_INLINE V VecTanh(D d, V x) {
+  return hn::IfThenElse(hn::IsNaN(x), x, hn::Tanh(d, x));
+}
+
+// 1 / (1 + e^-x): e^-x = inf for x < -88.7 gives 0, as the scalar twin.
+template <class D, class V>
+HWY_INLINE V VecSigmoid(D d, V x) {
+  const V one = hn::Set(d, hn::TFromD<D>(1));
+  return hn::Div(one, hn::Add(one, VecExp(d, hn::Neg(x))));
+}
+
+// The GELU's inner argument u = c (x + a x^3).
+template <class D, class V>
+HWY_INLINE V GeluArg(D d, V x) {
+  using T = hn::TFromD<D>;
+  const V ax3 = hn::Mul(hn::Mul(hn::Mul(hn::Set(d, kGeluA<T>), x), x), x);
+  return hn::Mul(hn::Set(d, kGeluC<T>), hn::Add(x, ax3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise maps. "out may alias an input": each vector is loaded before its result is stored.
+
+// y[i] = f(x[i])
+template <class T, class F>
+HWY_INLINE void Map(T* y, const T* x, std::size_t n, F&& f) {
+  const hn::ScalableTag<T> d;
+  ForEachVector(d, n, [&](std::size_t i, std::size_t c) HWY_ATTR {
+    StorePart(d, f(d, LoadPart(d, x + i, c)), y + i, c);
+  });
+}
+// out[i] = f(a[i], b[i])
+template <class T, class F>
+HWY_INLINE void Map2(T* out, const T* a, const T* b, std::size_t n, F&& f) {
+  const hn::ScalableTag<T> d;
+  ForEachVector(d, n, [&](std::size_t i, std::size_t c) HWY_ATTR {
+    StorePart(d, f(d, LoadPart(d, a + i, c), LoadPart(d, b + i, c)), out + i, c);
+  });
+}
+// dst[i] += f(a[i], b[i])
+template <class T, class F>
+HWY_INLINE void AccMap2(T* dst, const T* a, const T* b, std::size_t n, F&& f) {
+  const hn::ScalableTag<T> d;
+  ForEachVector(d, n, [&](std::size_t i, std::size_t c) HWY_ATTR {
+    const auto term = f(d, LoadPart(d, a + i, c), LoadPart(d, b + i, c));
+    StorePart(d, hn::Add(LoadPart(d, dst + i, c), term), dst + i, c);
+  });
+}
+
+// y = f(x)
+template <class T> void Exp(T* y, const T* x, std::size_t n) {
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return VecExp(d, v); });
+}
+template <class T> void Log(T* y, const T* x, std::size_t n) {
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return VecLog(d, v); });
+}
+template <class T> void Tanh(T* y, const T* x, std::size_t n) {
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return VecTanh(d, v); });
+}
+template <class T> void Sigmoid(T* y, const T* x, std::size_t n) {
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return VecSigmoid(d, v); });
+}
+template <class T> void Relu(T* y, const T* x, std::size_t n) {
+  // x > 0 ? x : 0 (NaN gives 0, as the scalar twin; Max would depend on the operand order)
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return hn::IfThenElseZero(hn::Gt(v, hn::Zero(d)), v); });
+}
+// gelu(x) = x/2 (1 + tanh u) = x sigmoid(2u) = x / (1 + e^(-2u)): one exp, and no cancellation
+// in 1 + tanh u for negative x (so for x << 0 it is more accurate than the scalar twin).
+template <class T> void Gelu(T* y, const T* x, std::size_t n) {
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR {
+    const auto one = hn::Set(d, T(1));
+    const auto e = VecExp(d, hn::Mul(hn::Set(d, T(-2)), GeluArg(d, v)));
+    return hn::Div(v, hn::Add(one, e));
+  });
+}
+
+// dx += dy * f'(.)
+template <class T> void TanhBackward(T* dx, const T* y, const T* dy, std::size_t n) {
+  AccMap2(dx, y, dy, n, [](auto d, auto yv, auto g) HWY_ATTR {  // 1 - y^2
+    return hn::Mul(g, hn::Sub(hn::Set(d, T(1)), hn::Mul(yv, yv)));
+  });
+}
+template <class T> void SigmoidBackward(T* dx, const T* y, const T* dy, std::size_t n) {
+  AccMap2(dx, y, dy, n, [](auto d, auto yv, auto g) HWY_ATTR {  // y (1 - y)
+    return hn::Mul(hn::Mul(g, yv), hn::Sub(hn::Set(d, T(1)), yv));
+  });
+}
+template <class T> void ReluBackward(T* dx, const T* x, const T* dy, std::size_t n) {
+  AccMap2(dx, x, dy, n, [](auto d, auto xv, auto g) HWY_ATTR {
+    return hn::IfThenElseZero(hn::Gt(xv, hn::Zero(d)), g);
+  });
+}
+// With s = sigmoid(2u) = (1 + t)/2, t = tanh u:  1 - t^2 = 4 s (1 - s), so
+// gelu'(x) = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 a x^2) = s + 2 x s (1 - s) c (1 + 3 a x^2).
+template <class T> void GeluBackward(T* dx, const T* x, const T* dy, std::size_t n) {
+  AccMap2(dx, x, dy, n, [](auto d, auto xv, auto g) HWY_ATTR {
+    const auto one = hn::Set(d, T(1));
+    const auto e = VecExp(d, hn::Mul(hn::Set(d, T(-2)), GeluArg(d, xv)));  // e^(-2u)
+    const auto s = hn::Div(one, hn::Add(one, e));
+    // 1 - s = e s, without the cancellation of 1 - s for s near 1; e = inf exactly where s = 0
+    const auto one_minus_s = hn::IfThenElse(hn::Eq(s, hn::Zero(d)), one, hn::Mul(e, s));
+    const auto slope = hn::MulAdd(hn::Set(d, T(3) * kGeluA<T>), hn::Mul(xv, xv), one);  // 1 + 3 a x^2
+    // x s (1 - s) first: it is 0 where s saturates, before slope (huge for large |x|) multiplies it
+    const auto xss = hn::Mul(hn::Mul(hn::Set(d, T(2)), xv), hn::Mul(s, one_minus_s));
+    const auto dgelu = hn::Add(s, hn::Mul(hn::Mul(xss, hn::Set(d, kGeluC<T>)), slope));
+    return hn::Mul(g, dgelu);
+  });
+}
+
+// out = a op b
+template <class T> void AddK(T* out, const T* a, const T* b, std::size_t n) {
+  Map2(out, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Add(u, v); });
+}
+template <class T> void SubK(T* out, const T* a, const T* b, std::size_t n) {
+  Map2(out, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Sub(u, v); });
+}
+template <class T> void MulK(T* out, const T* a, const T* b, std::size_t n) {
+  Map2(out, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Mul(u, v); });
+}
+template <class T> void DivK(T* out, const T* a, const T* b, std::size_t n) {
+  Map2(out, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Div(u, v); });
+}
+template <class T> void AddScalar(T* out, const T* a, T s, std::size_t n) {
+  Map(out, a, n, [s](auto d, auto v) HWY_ATTR { return hn::Add(v, hn::Set(d, s)); });
+}
+template <class T> void MulScalar(T* out, const T* a, T s, std::size_t n) {
+  Map(out, a, n, [s](auto d, auto v) HWY_ATTR { return hn::Mul(v, hn::Set(d, s)); });
+}
+
+// accumulation: dst += ...  (acc and acc_scaled use Map2 with dst as output and first input)
+template <class T> void Acc(T* dst, const T* src, std::size_t n) {
+  Map2(dst, dst, src, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Add(u, v); });
+}
+template <class T> void AccScaled(T* dst, const T* src, T alpha, std::size_t n) {
+  Map2(dst, dst, src, n, [alpha](auto d, auto u, auto v) HWY_ATTR {
+    return hn::Add(u, hn::Mul(hn::Set(d, alpha), v));
+  });
+}
+template <class T> void AccMul(T* dst, const T* a, const T* b, std::size_t n) {
+  AccMap2(dst, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Mul(u, v); });
+}
+template <class T> void AccDiv(T* dst, const T* a, const T* b, std::size_t n) {
+  AccMap2(dst, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Div(u, v); });
+}
+
+// reductions
+template <class T> T Sum(const T* x, std::size_t n) {
+  const hn::ScalableTag<T> d;
+  return SumOf(d, n, [&](std::size_t i, std::size_t c) HWY_ATTR { return LoadPart(d, x + i, c); });
+}
+template <class T> T Max(const T* x, std::size_t n) {
+  const hn::ScalableTag<T> d;
+  return MaxOf(d, x, n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels over [rows, cols].
+
+// softmax(x)_j = exp(x_j - m) / sum_k exp(x_k - m), m = max_k x_k
+template <class T> void SoftmaxRows(T* y, const T* x, std::size_t rows, std::size_t cols) {
+  const hn::ScalableTag<T> d;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    // 1) the row max; a fully masked row (all -inf) gives zeros
+    const T m = MaxOf(d, xr, cols);
+    if (m == -kInf<T>) {
+      std::fill(yr, yr + cols, T(0));
+      continue;
+    }
+    // 2) e_j = exp(x_j - m), stored into y, and their sum (exp(-inf) = 0 for masked entries)
+    const auto vm = hn::Set(d, m);
+    const T s = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      const auto e = VecExp(d, hn::Sub(LoadPart(d, xr + j, c), vm));
+      StorePart(d, e, yr + j, c);
+      return c < hn::Lanes(d) ? hn::IfThenElseZero(hn::FirstN(d, c), e) : e;  // lanes past the row: exp(-m)
+    });
+    // 3) y_j = e_j / sum, as a multiply by 1/sum like the scalar twin
+    const auto inv = hn::Set(d, T(1) / s);
+    ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      StorePart(d, hn::Mul(LoadPart(d, yr + j, c), inv), yr + j, c);
+    });
+  }
+}
+
+// log_softmax(x)_j = x_j - lse, lse = m + log(sum_k exp(x_k - m))
+template <class T> void LogSoftmaxRows(T* y, const T* x, std::size_t rows, std::size_t cols) {
+  const hn::ScalableTag<T> d;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    const T m = MaxOf(d, xr, cols);
+    if (m == -kInf<T>) {
+      std::fill(yr, yr + cols, -kInf<T>);
+      continue;
+    }
+    const auto vm = hn::Set(d, m);
+    const T s = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      const auto e = VecExp(d, hn::Sub(LoadPart(d, xr + j, c), vm));
+      return c < hn::Lanes(d) ? hn::IfThenElseZero(hn::FirstN(d, c), e) : e;  // lanes past the row: exp(-m)
+    });
+    const auto lse = hn::Set(d, m + std::log(s));
+    ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      StorePart(d, hn::Sub(LoadPart(d, xr + j, c), lse), yr + j, c);
+    });
+  }
+}
+
+// dx += y * (dy - sum(dy * y))
+template <class T> void SoftmaxBackwardRows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) {
+  const hn::ScalableTag<T> d;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T *yr = y + r * cols, *dyr = dy + r * cols;
+    const T dot = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      return hn::Mul(LoadPart(d, dyr + j, c), LoadPart(d, yr + j, c));
+    });
+    const auto vdot = hn::Set(d, dot);
+    AccMap2(dx + r * cols, yr, dyr, cols, [&](auto, auto yv, auto g) HWY_ATTR {
+      return hn::Mul(yv, hn::Sub(g, vdot));
+    });
+  }
+}
+
+// dx += dy - exp(y) * sum(dy), y = log_softmax(x)
+template <class T> void LogSoftmaxBackwardRows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) {
+  const hn::ScalableTag<T> d;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T *yr = y + r * cols, *dyr = dy + r * cols;
+    const auto vs = hn::Set(d, SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      return LoadPart(d, dyr + j, c);
+    }));
+    AccMap2(dx + r * cols, yr, dyr, cols, [&](auto dd, auto yv, auto g) HWY_ATTR {
+      return hn::Sub(g, hn::Mul(VecExp(dd, yv), vs));
+    });
+  }
+}
+
+// y = (x - mean) * rstd * gamma + beta; mean = sum(x)/D, var = sum((x - mean)^2)/D (two passes,
+// as the scalar twin), rstd = 1/sqrt(var + eps). gamma/beta may be null (1 and 0).
+template <class T>
+void LayerNormRows(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta, std::size_t rows,
+                   std::size_t cols, T eps) {
+  const hn::ScalableTag<T> d;
+  const auto one = hn::Set(d, T(1));
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    // 1) mean and variance
+    const T mu = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR { return LoadPart(d, xr + j, c); }) / T(cols);
+    const auto vmu = hn::Set(d, mu);
+    T var = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      const auto dev = hn::Sub(LoadPart(d, xr + j, c), vmu);
+      const auto sq = hn::Mul(dev, dev);
+      return c < hn::Lanes(d) ? hn::IfThenElseZero(hn::FirstN(d, c), sq) : sq;  // lanes past the row: mu^2
+    });
+    var /= T(cols);
+    const T rs = T(1) / std::sqrt(var + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    // 2) normalise, scale, shift
+    const auto vrs = hn::Set(d, rs);
+    ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      const auto xhat = hn::Mul(hn::Sub(LoadPart(d, xr + j, c), vmu), vrs);
+      const auto g = gamma ? LoadPart(d, gamma + j, c) : one;
+      const auto b = beta ? LoadPart(d, beta + j, c) : hn::Zero(d);
+      StorePart(d, hn::Add(hn::Mul(xhat, g), b), yr + j, c);
+    });
+  }
+}
+
+// With g = dy * gamma and xhat = (x - mean) * rstd:
+//   dx += rstd * (g - mean(g) - xhat * mean(g * xhat)),  dgamma += dy * xhat,  dbeta += dy
+template <class T>
+void LayerNormBackwardRows(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
+                           const T* gamma, std::size_t rows, std::size_t cols) {
+  const hn::ScalableTag<T> d;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T *xr = x + r * cols, *dyr = dy + r * cols;
+    const auto vmu = hn::Set(d, mean[r]), vrs = hn::Set(d, rstd[r]);
+    // 1) the two row means, and the parameter gradients (lanes past the row load zeros: dy = 0
+    //    makes g, g * xhat and the stored increments zero there)
+    auto sum_g = hn::Zero(d), sum_gx = hn::Zero(d);
+    ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      const auto gy = LoadPart(d, dyr + j, c);
+      const auto xhat = hn::Mul(hn::Sub(LoadPart(d, xr + j, c), vmu), vrs);
+      const auto g = gamma ? hn::Mul(gy, LoadPart(d, gamma + j, c)) : gy;
+      sum_g = hn::Add(sum_g, g);
+      sum_gx = hn::Add(sum_gx, hn::Mul(g, xhat));
+      if (dgamma) StorePart(d, hn::Add(LoadPart(d, dgamma + j, c), hn::Mul(gy, xhat)), dgamma + j, c);
+      if (dbeta) StorePart(d, hn::Add(LoadPart(d, dbeta + j, c), gy), dbeta + j, c);
+    });
+    if (!dx) continue;
+    const auto mean_g = hn::Set(d, hn::GetLane(hn::SumOfLanes(d, sum_g)) / T(cols));
+    const auto mean_gx = hn::Set(d, hn::GetLane(hn::SumOfLanes(d, sum_gx)) / T(cols));
+    // 2) dx
+    T* dxr = dx + r * cols;
+    ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+      const auto gy = LoadPart(d, dyr + j, c);
+      const auto xhat = hn::Mul(hn::Sub(LoadPart(d, xr + j, c), vmu), vrs);
+      const auto g = gamma ? hn::Mul(gy, LoadPart(d, gamma + j, c)) : gy;
+      const auto inc = hn::Mul(vrs, hn::Sub(hn::Sub(g, mean_g), hn::Mul(xhat, mean_gx)));
+      StorePart(d, hn::Add(LoadPart(d, dxr + j, c), inc), dxr + j, c);
+    });
+  }
+}
+
+// m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+// Adam adds wd * p to g first; AdamW (decoupled) subtracts lr * wd * p from p first.
+template <class T>
+void AdamUpdate(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p) {
+  const hn::ScalableTag<T> d;
+  // the scalars exactly as the scalar twin rounds them
+  const T b1 = T(p.beta1), b2 = T(p.beta2), lr = T(p.lr), eps = T(p.eps), wd = T(p.weight_decay);
+  const T bc1 = T(1) - T(std::pow(p.beta1, double(p.step)));
+  const T bc2 = T(1) - T(std::pow(p.beta2, double(p.step)));
+  const auto vb1 = hn::Set(d, b1), vb2 = hn::Set(d, b2), vc1 = hn::Set(d, T(1) - b1), vc2 = hn::Set(d, T(1) - b2);
+  const auto vlr = hn::Set(d, lr), vwd = hn::Set(d, wd), vlrwd = hn::Set(d, lr * wd), veps = hn::Set(d, eps);
+  const auto vbc1 = hn::Set(d, bc1), vbc2 = hn::Set(d, bc2);
+  const bool decoupled = p.decoupled;
+  ForEachVector(d, n, [&](std::size_t i, std::size_t c) HWY_ATTR {
+    auto pv = LoadPart(d, param + i, c);
+    auto g = LoadPart(d, grad + i, c);
+    if (decoupled) pv = hn::Sub(pv, hn::Mul(vlrwd, pv));
+    else g = hn::Add(g, hn::Mul(vwd, pv));
+    const auto mv = hn::Add(hn::Mul(vb1, LoadPart(d, m + i, c)), hn::Mul(vc1, g));
+    const auto vv = hn::Add(hn::Mul(vb2, LoadPart(d, v + i, c)), hn::Mul(hn::Mul(vc2, g), g));
+    const auto step = hn::Div(hn::Div(mv, vbc1), hn::Add(hn::Sqrt(hn::Div(vv, vbc2)), veps));
+    StorePart(d, mv, m + i, c);
+    StorePart(d, vv, v + i, c);
+    StorePart(d, hn::Sub(pv, hn::Mul(vlr, step)), param + i, c);
+  });
+}
+
+// The name of the target this file was compiled for; dispatched, it names the one that runs.
+const char* ChosenTargetName() { return hwy::TargetName(HWY_TARGET); }
+
+// Highway exports plain functions, not templates: one name per element type (a reference to the
+// function, so &Name gives its address as HWY_EXPORT expects).
+#define AG_PER_TYPE(Kernel)                            \
+  static constexpr auto& Kernel##F32 = Kernel<float>;  \
+  static constexpr auto& Kernel##F64 = Kernel<double>;
+AG_PER_TYPE(Exp) AG_PER_TYPE(Log) AG_PER_TYPE(Tanh) AG_PER_TYPE(Sigmoid) AG_PER_TYPE(Relu) AG_PER_TYPE(Gelu)
+AG_PER_TYPE(TanhBackward) AG_PER_TYPE(SigmoidBackward) AG_PER_TYPE(ReluBackward) AG_PER_TYPE(GeluBackward)
+AG_PER_TYPE(AddK) AG_PER_TYPE(SubK) AG_PER_TYPE(MulK) AG_PER_TYPE(DivK) AG_PER_TYPE(AddScalar) AG_PER_TYPE(MulScalar)
+AG_PER_TYPE(Acc) AG_PER_TYPE(AccScaled) AG_PER_TYPE(AccMul) AG_PER_TYPE(AccDiv) AG_PER_TYPE(Sum) AG_PER_TYPE(Max)
+AG_PER_TYPE(SoftmaxRows) AG_PER_TYPE(LogSoftmaxRows) AG_PER_TYPE(SoftmaxBackwardRows)
+AG_PER_TYPE(LogSoftmaxBackwardRows) AG_PER_TYPE(LayerNormRows) AG_PER_TYPE(LayerNormBackwardRows)
+AG_PER_TYPE(AdamUpdate)
+#undef AG_PER_TYPE
+
+}  // namespace HWY_NAMESPACE
+}  // namespace ag::kernels
+HWY_AFTER_NAMESPACE();
+
+// ---------------------------------------------------------------------------------------------
+// Compiled once: the dispatch tables and the public entry points of kernels.hpp.
+#if HWY_ONCE
 namespace ag::kernels {
 
-const char* simd_target() { return "SCALAR (reference)"; }
+HWY_EXPORT(ChosenTargetName);
+const char* simd_target() { return HWY_DYNAMIC_DISPATCH(ChosenTargetName)(); }
 
-template <> void exp<float>(float* y, const float* x, std::size_t n) { scalar::exp(y, x, n); }
-template <> void log<float>(float* y, const float* x, std::size_t n) { scalar::log(y, x, n); }
-template <> void tanh<float>(float* y, const float* x, std::size_t n) { scalar::tanh(y, x, n); }
-template <> void sigmoid<float>(float* y, const float* x, std::size_t n) { scalar::sigmoid(y, x, n); }
-template <> void relu<float>(float* y, const float* x, std::size_t n) { scalar::relu(y, x, n); }
-template <> void gelu<float>(float* y, const float* x, std::size_t n) { scalar::gelu(y, x, n); }
-template <> void tanh_backward<float>(float* dx, const float* y, const float* dy, std::size_t n) { scalar::tanh_backward(dx, y, dy, n); }
-template <> void sigmoid_backward<float>(float* dx, const float* y, const float* dy, std::size_t n) { scalar::sigmoid_backward(dx, y, dy, n); }
-template <> void relu_backward<float>(float* dx, const float* x, const float* dy, std::size_t n) { scalar::relu_backward(dx, x, dy, n); }
-template <> void gelu_backward<float>(float* dx, const float* x, const float* dy, std::size_t n) { scalar::gelu_backward(dx, x, dy, n); }
-template <> void add<float>(float* out, const float* a, const float* b, std::size_t n) { scalar::add(out, a, b, n); }
-template <> void sub<float>(float* out, const float* a, const float* b, std::size_t n) { scalar::sub(out, a, b, n); }
-template <> void mul<float>(float* out, const float* a, const float* b, std::size_t n) { scalar::mul(out, a, b, n); }
-template <> void div<float>(float* out, const float* a, const float* b, std::size_t n) { scalar::div(out, a, b, n); }
-template <> void add_scalar<float>(float* out, const float* a, float s, std::size_t n) { scalar::add_scalar(out, a, s, n); }
-template <> void mul_scalar<float>(float* out, const float* a, float s, std::size_t n) { scalar::mul_scalar(out, a, s, n); }
-template <> void acc<float>(float* dst, const float* src, std::size_t n) { scalar::acc(dst, src, n); }
-template <> void acc_scaled<float>(float* dst, const float* src, float alpha, std::size_t n) { scalar::acc_scaled(dst, src, alpha, n); }
-template <> void acc_mul<float>(float* dst, const float* a, const float* b, std::size_t n) { scalar::acc_mul(dst, a, b, n); }
-template <> void acc_div<float>(float* dst, const float* a, const float* b, std::size_t n) { scalar::acc_div(dst, a, b, n); }
-template <> float sum<float>(const float* x, std::size_t n) { return scalar::sum(x, n); }
-template <> float max<float>(const float* x, std::size_t n) { return scalar::max(x, n); }
-template <> void softmax_rows<float>(float* y, const float* x, std::size_t rows, std::size_t cols) { scalar::softmax_rows(y, x, rows, cols); }
-template <> void log_softmax_rows<float>(float* y, const float* x, std::size_t rows, std::size_t cols) { scalar::log_softmax_rows(y, x, rows, cols); }
-template <> void softmax_backward_rows<float>(float* dx, const float* y, const float* dy, std::size_t rows, std::size_t cols) { scalar::softmax_backward_rows(dx, y, dy, rows, cols); }
-template <> void log_softmax_backward_rows<float>(float* dx, const float* y, const float* dy, std::size_t rows, std::size_t cols) { scalar::log_softmax_backward_rows(dx, y, dy, rows, cols); }
-template <> void layer_norm_rows<float>(float* y, float* mean, float* rstd, const float* x, const float* gamma, const float* beta, std::size_t rows, std::size_t cols, float eps) { scalar::layer_norm_rows(y, mean, rstd, x, gamma, beta, rows, cols, eps); }
-template <> void layer_norm_backward_rows<float>(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean, const float* rstd, const float* gamma, std::size_t rows, std::size_t cols) { scalar::layer_norm_backward_rows(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, cols); }
-template <> void adam_update<float>(float* param, float* m, float* v, const float* grad, std::size_t n, const AdamParams& p) { scalar::adam_update(param, m, v, grad, n, p); }
-template <> void exp<double>(double* y, const double* x, std::size_t n) { scalar::exp(y, x, n); }
-template <> void log<double>(double* y, const double* x, std::size_t n) { scalar::log(y, x, n); }
-template <> void tanh<double>(double* y, const double* x, std::size_t n) { scalar::tanh(y, x, n); }
-template <> void sigmoid<double>(double* y, const double* x, std::size_t n) { scalar::sigmoid(y, x, n); }
-template <> void relu<double>(double* y, const double* x, std::size_t n) { scalar::relu(y, x, n); }
-template <> void gelu<double>(double* y, const double* x, std::size_t n) { scalar::gelu(y, x, n); }
-template <> void tanh_backward<double>(double* dx, const double* y, const double* dy, std::size_t n) { scalar::tanh_backward(dx, y, dy, n); }
-template <> void sigmoid_backward<double>(double* dx, const double* y, const double* dy, std::size_t n) { scalar::sigmoid_backward(dx, y, dy, n); }
-template <> void relu_backward<double>(double* dx, const double* x, const double* dy, std::size_t n) { scalar::relu_backward(dx, x, dy, n); }
-template <> void gelu_backward<double>(double* dx, const double* x, const double* dy, std::size_t n) { scalar::gelu_backward(dx, x, dy, n); }
-template <> void add<double>(double* out, const double* a, const double* b, std::size_t n) { scalar::add(out, a, b, n); }
-template <> void sub<double>(double* out, const double* a, const double* b, std::size_t n) { scalar::sub(out, a, b, n); }
-template <> void mul<double>(double* out, const double* a, const double* b, std::size_t n) { scalar::mul(out, a, b, n); }
-template <> void div<double>(double* out, const double* a, const double* b, std::size_t n) { scalar::div(out, a, b, n); }
-template <> void add_scalar<double>(double* out, const double* a, double s, std::size_t n) { scalar::add_scalar(out, a, s, n); }
-template <> void mul_scalar<double>(double* out, const double* a, double s, std::size_t n) { scalar::mul_scalar(out, a, s, n); }
-template <> void acc<double>(double* dst, const double* src, std::size_t n) { scalar::acc(dst, src, n); }
-template <> void acc_scaled<double>(double* dst, const double* src, double alpha, std::size_t n) { scalar::acc_scaled(dst, src, alpha, n); }
-template <> void acc_mul<double>(double* dst, const double* a, const double* b, std::size_t n) { scalar::acc_mul(dst, a, b, n); }
-template <> void acc_div<double>(double* dst, const double* a, const double* b, std::size_t n) { scalar::acc_div(dst, a, b, n); }
-template <> double sum<double>(const double* x, std::size_t n) { return scalar::sum(x, n); }
-template <> double max<double>(const double* x, std::size_t n) { return scalar::max(x, n); }
-template <> void softmax_rows<double>(double* y, const double* x, std::size_t rows, std::size_t cols) { scalar::softmax_rows(y, x, rows, cols); }
-template <> void log_softmax_rows<double>(double* y, const double* x, std::size_t rows, std::size_t cols) { scalar::log_softmax_rows(y, x, rows, cols); }
-template <> void softmax_backward_rows<double>(double* dx, const double* y, const double* dy, std::size_t rows, std::size_t cols) { scalar::softmax_backward_rows(dx, y, dy, rows, cols); }
-template <> void log_softmax_backward_rows<double>(double* dx, const double* y, const double* dy, std::size_t rows, std::size_t cols) { scalar::log_softmax_backward_rows(dx, y, dy, rows, cols); }
-template <> void layer_norm_rows<double>(double* y, double* mean, double* rstd, const double* x, const double* gamma, const double* beta, std::size_t rows, std::size_t cols, double eps) { scalar::layer_norm_rows(y, mean, rstd, x, gamma, beta, rows, cols, eps); }
-template <> void layer_norm_backward_rows<double>(double* dx, double* dgamma, double* dbeta, const double* dy, const double* x, const double* mean, const double* rstd, const double* gamma, std::size_t rows, std::size_t cols) { scalar::layer_norm_backward_rows(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, cols); }
-template <> void adam_update<double>(double* param, double* m, double* v, const double* grad, std::size_t n, const AdamParams& p) { scalar::adam_update(param, m, v, grad, n, p); }
+#define AG_EXPORT(Kernel) \
+  HWY_EXPORT(Kernel##F32);  \
+  HWY_EXPORT(Kernel##F64);
+AG_EXPORT(Exp) AG_EXPORT(Log) AG_EXPORT(Tanh) AG_EXPORT(Sigmoid) AG_EXPORT(Relu) AG_EXPORT(Gelu)
+AG_EXPORT(TanhBackward) AG_EXPORT(SigmoidBackward) AG_EXPORT(ReluBackward) AG_EXPORT(GeluBackward)
+AG_EXPORT(AddK) AG_EXPORT(SubK) AG_EXPORT(MulK) AG_EXPORT(DivK) AG_EXPORT(AddScalar) AG_EXPORT(MulScalar)
+AG_EXPORT(Acc) AG_EXPORT(AccScaled) AG_EXPORT(AccMul) AG_EXPORT(AccDiv) AG_EXPORT(Sum) AG_EXPORT(Max)
+AG_EXPORT(SoftmaxRows) AG_EXPORT(LogSoftmaxRows) AG_EXPORT(SoftmaxBackwardRows)
+AG_EXPORT(LogSoftmaxBackwardRows) AG_EXPORT(LayerNormRows) AG_EXPORT(LayerNormBackwardRows)
+AG_EXPORT(AdamUpdate)
+#undef AG_EXPORT
+
+// The explicit specializations declared in kernels.hpp: T = float calls the F32 table, double F64.
+#define AG_DISPATCH(T, S)                                                                                        \
+  template <> void exp<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Exp##S)(y, x, n); }          \
+  template <> void log<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Log##S)(y, x, n); }          \
+  template <> void tanh<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Tanh##S)(y, x, n); }        \
+  template <> void sigmoid<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Sigmoid##S)(y, x, n); }  \
+  template <> void relu<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Relu##S)(y, x, n); }        \
+  template <> void gelu<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Gelu##S)(y, x, n); }        \
+  template <> void tanh_backward<T>(T* dx, const T* y, const T* dy, std::size_t n) {                           \
+    HWY_DYNAMIC_DISPATCH(TanhBackward##S)(dx, y, dy, n);                                                       \
+  }                                                                                                            \
+  template <> void sigmoid_backward<T>(T* dx, const T* y, const T* dy, std::size_t n) {                        \
+    HWY_DYNAMIC_DISPATCH(SigmoidBackward##S)(dx, y, dy, n);                                                    \
+  }                                                                                                            \
+  template <> void relu_backward<T>(T* dx, const T* x, const T* dy, std::size_t n) {                           \
+    HWY_DYNAMIC_DISPATCH(ReluBackward##S)(dx, x, dy, n);                                                       \
+  }                                                                                                            \
+  template <> void gelu_backward<T>(T* dx, const T* x, const T* dy, std::size_t n) {                           \
+    HWY_DYNAMIC_DISPATCH(GeluBackward##S)(dx, x, dy, n);                                                       \
+  }                                                                                                            \
+  template <> void add<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(AddK##S)(o, a, b, n); } \
+  template <> void sub<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(SubK##S)(o, a, b, n); } \
+  template <> void mul<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(MulK##S)(o, a, b, n); } \
+  template <> void div<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(DivK##S)(o, a, b, n); } \
+  template <> void add_scalar<T>(T* o, const T* a, T s, std::size_t n) { HWY_DYNAMIC_DISPATCH(AddScalar##S)(o, a, s, n); } \
+  template <> void mul_scalar<T>(T* o, const T* a, T s, std::size_t n) { HWY_DYNAMIC_DISPATCH(MulScalar##S)(o, a, s, n); } \
+  template <> void acc<T>(T* dst, const T* src, std::size_t n) { HWY_DYNAMIC_DISPATCH(Acc##S)(dst, src, n); }  \
+  template <> void acc_scaled<T>(T* dst, const T* src, T alpha, std::size_t n) {                               \
+    HWY_DYNAMIC_DISPATCH(AccScaled##S)(dst, src, alpha, n);                                                    \
+  }                                                                                                            \
+  template <> void acc_mul<T>(T* dst, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(AccMul##S)(dst, a, b, n); } \
+  template <> void acc_div<T>(T* dst, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(AccDiv##S)(dst, a, b, n); } \
+  template <> T sum<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Sum##S)(x, n); }               \
+  template <> T max<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Max##S)(x, n); }               \
+  template <> void softmax_rows<T>(T* y, const T* x, std::size_t rows, std::size_t cols) {                     \
+    HWY_DYNAMIC_DISPATCH(SoftmaxRows##S)(y, x, rows, cols);                                                    \
+  }                                                                                                            \
+  template <> void log_softmax_rows<T>(T* y, const T* x, std::size_t rows, std::size_t cols) {                 \
+    HWY_DYNAMIC_DISPATCH(LogSoftmaxRows##S)(y, x, rows, cols);                                                 \
+  }                                                                                                            \
+  template <> void softmax_backward_rows<T>(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) { \
+    HWY_DYNAMIC_DISPATCH(SoftmaxBackwardRows##S)(dx, y, dy, rows, cols);                                       \
+  }                                                                                                            \
+  template <> void log_softmax_backward_rows<T>(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) { \
+    HWY_DYNAMIC_DISPATCH(LogSoftmaxBackwardRows##S)(dx, y, dy, rows, cols);                                    \
+  }                                                                                                            \
+  template <> void layer_norm_rows<T>(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta,      \
+                                      std::size_t rows, std::size_t cols, T eps) {                             \
+    HWY_DYNAMIC_DISPATCH(LayerNormRows##S)(y, mean, rstd, x, gamma, beta, rows, cols, eps);                    \
+  }                                                                                                            \
+  template <> void layer_norm_backward_rows<T>(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x,           \
+                                               const T* mean, const T* rstd, const T* gamma, std::size_t rows, \
+                                               std::size_t cols) {                                             \
+    HWY_DYNAMIC_DISPATCH(LayerNormBackwardRows##S)(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, cols);   \
+  }                                                                                                            \
+  template <> void adam_update<T>(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p) {   \
+    HWY_DYNAMIC_DISPATCH(AdamUpdate##S)(param, m, v, grad, n, p);                                              \
+  }
+AG_DISPATCH(float, F32)
+AG_DISPATCH(double, F64)
+#undef AG_DISPATCH
 
 }  // namespace ag::kernels
+#endif  // HWY_ONCE
