@@ -11,3 +11,5 @@
 #include "common/progress.hpp"
 #include "common/summary.hpp"
 #include "common/tasks.hpp"
+#include "common/checks.hpp"
+#include "common/models.hpp"
