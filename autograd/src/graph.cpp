@@ -8,6 +8,7 @@
 // same from run to run. The recursive version it replaces:
 //     visit(n): if seen(n) return; for i in n.inputs: visit(i); order.push(n)
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -39,8 +40,21 @@ xt::xarray<T>* Node::input_grad(std::size_t i) {
   if (!in.grad) in.grad = Array(in.data.dtype(), in.data.shape());
   return &in.grad->as<T>();
 }
+template <class T>
+xt::xarray<T>* Node::input_grad(std::size_t i, bool& fresh) {
+  Node& in = *inputs[i];
+  fresh = false;
+  if (!in.requires_grad) return nullptr;
+  if (!in.grad) {
+    in.grad = Array::empty(in.data.dtype(), in.data.shape());
+    fresh = true;
+  }
+  return &in.grad->as<T>();
+}
 template xt::xarray<float>* Node::input_grad<float>(std::size_t);
 template xt::xarray<double>* Node::input_grad<double>(std::size_t);
+template xt::xarray<float>* Node::input_grad<float>(std::size_t, bool&);
+template xt::xarray<double>* Node::input_grad<double>(std::size_t, bool&);
 
 void Node::accumulate(std::size_t i, const Array& g) {
   Node& in = *inputs[i];
@@ -104,6 +118,28 @@ std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>
   return order;
 }
 
+// Anomaly mode: after op n's rule ran, every gradient it touched must be finite. Rules run in
+// order and each is checked, so the first non-finite gradient seen was made by this rule.
+void check_gradients_of(const Node& n) {
+  for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+    const Node* in = n.inputs[i].get();
+    if (!in || !in->requires_grad || !in->grad) continue;
+    const bool finite = dispatch(in->grad->dtype(), [&](auto t) {
+      using T = decltype(t);
+      const T* g = in->grad->ptr<T>();
+      for (std::size_t j = 0; j < in->grad->size(); ++j)
+        if (!std::isfinite(g[j])) return false;
+      return true;
+    });
+    if (finite) continue;
+    std::string inputs;
+    for (const auto& x : n.inputs) inputs += (inputs.empty() ? "" : ", ") + (x ? shape_str(x->data.shape()) : "?");
+    fail("anomaly: the backward of '", n.op, "' produced a NaN or Inf in the gradient of its input ", i, " (",
+         shape_str(in->data.shape()), "); forward: ", n.op, "(", inputs, ") -> ", shape_str(n.data.shape()),
+         (n.label.empty() ? "" : " '" + n.label + "'"));
+  }
+}
+
 void run_backward(const std::shared_ptr<Node>& root, Array seed, bool retain_graph) {
   if (!root->requires_grad)
     fail("backward: the tensor (from '", root->op, "') does not require grad; nothing to differentiate");
@@ -127,7 +163,10 @@ void run_backward(const std::shared_ptr<Node>& root, Array seed, bool retain_gra
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = it->get();
     if (n->leaf) continue;
-    if (n->grad && n->backward) n->backward(*n);
+    if (n->grad && n->backward) {
+      n->backward(*n);
+      if (anomaly_detection_enabled()) check_gradients_of(*n);
+    }
     if (!n->retains_grad) {
       n->grad.reset();
     } else if (auto e = earlier.find(n); e != earlier.end()) {

@@ -36,6 +36,7 @@ struct BatchPlan {
   Shape batch;                                    // c's batch shape
   std::vector<std::size_t> a_index, b_index;      // for each c batch element, which a / b matrix
   bool fold_a = false;  // b has no batch dims: treat a as one [batch*M, K] matrix (one gemm)
+  bool a_broadcast = false, b_broadcast = false;  // some a / b matrix is used by several c batch elements
 };
 
 BatchPlan plan(const Shape& as, const Shape& bs) {
@@ -52,6 +53,8 @@ BatchPlan plan(const Shape& as, const Shape& bs) {
   }
   p.batch = detail::broadcast_shapes("matmul", ab, bb);
   p.fold_a = bb.empty() || (shape_numel(bb) == 1 && ab == p.batch);
+  p.a_broadcast = shape_numel(ab) != shape_numel(p.batch);
+  p.b_broadcast = shape_numel(bb) != shape_numel(p.batch);
   const std::size_t count = shape_numel(p.batch);
   p.a_index.resize(count);
   p.b_index.resize(count);
@@ -92,17 +95,25 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
       const T* dC = self.grad->ptr<T>();
       const T *A = self.inputs[0]->data.ptr<T>(), *B = self.inputs[1]->data.ptr<T>();
       const std::size_t rows = p.a_index.size() * p.M;
-      if (auto* gA = self.input_grad<T>(0)) {  // dA += dC · B^T
-        if (p.fold_a) gemm(false, true, rows, p.K, p.N, T(1), dC, B, T(1), gA->data());
+      // A new gradient slot is written by gemm with beta = 0 (no zero-fill, no read), unless
+      // a broadcast makes several batch elements add into the same block, or N = 0 / M = 0.
+      const std::size_t batches = p.a_index.size();
+      bool fresh = false;
+      if (auto* gA = self.input_grad<T>(0, fresh)) {  // dA += dC · B^T
+        if (fresh && (p.a_broadcast || p.N == 0 || batches == 0)) gA->fill(T(0)), fresh = false;
+        const T beta = fresh ? T(0) : T(1);
+        if (p.fold_a) gemm(false, true, rows, p.K, p.N, T(1), dC, B, beta, gA->data());
         else
           for (std::size_t i = 0; i < p.a_index.size(); ++i)
-            gemm(false, true, p.M, p.K, p.N, T(1), dC + i * sc, B + p.b_index[i] * sb, T(1), gA->data() + p.a_index[i] * sa);
+            gemm(false, true, p.M, p.K, p.N, T(1), dC + i * sc, B + p.b_index[i] * sb, beta, gA->data() + p.a_index[i] * sa);
       }
-      if (auto* gB = self.input_grad<T>(1)) {  // dB += A^T · dC
-        if (p.fold_a) gemm(true, false, p.K, p.N, rows, T(1), A, dC, T(1), gB->data());
+      if (auto* gB = self.input_grad<T>(1, fresh)) {  // dB += A^T · dC
+        if (fresh && ((!p.fold_a && p.b_broadcast) || (p.fold_a ? rows : p.M) == 0 || batches == 0)) gB->fill(T(0)), fresh = false;
+        const T beta = fresh ? T(0) : T(1);
+        if (p.fold_a) gemm(true, false, p.K, p.N, rows, T(1), A, dC, beta, gB->data());
         else
           for (std::size_t i = 0; i < p.a_index.size(); ++i)
-            gemm(true, false, p.K, p.N, p.M, T(1), A + p.a_index[i] * sa, dC + i * sc, T(1), gB->data() + p.b_index[i] * sb);
+            gemm(true, false, p.K, p.N, p.M, T(1), A + p.a_index[i] * sa, dC + i * sc, beta, gB->data() + p.b_index[i] * sb);
       }
     });
   });
@@ -144,8 +155,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       using T = decltype(t);
       const T* dy = self.grad->ptr<T>();
       if (!rows || !out_f) return;
-      if (auto* dx = self.input_grad<T>(0)) gemm(false, false, rows, in_f, out_f, T(1), dy, self.inputs[1]->data.ptr<T>(), T(1), dx->data());
-      if (auto* dw = self.input_grad<T>(1)) gemm(true, false, out_f, in_f, rows, T(1), dy, self.inputs[0]->data.ptr<T>(), T(1), dw->data());
+      bool fresh = false;  // a new gradient slot is overwritten (beta = 0) rather than zeroed and added to
+      if (auto* dx = self.input_grad<T>(0, fresh))
+        gemm(false, false, rows, in_f, out_f, T(1), dy, self.inputs[1]->data.ptr<T>(), T(fresh ? 0 : 1), dx->data());
+      if (auto* dw = self.input_grad<T>(1, fresh))
+        gemm(true, false, out_f, in_f, rows, T(1), dy, self.inputs[0]->data.ptr<T>(), T(fresh ? 0 : 1), dw->data());
       if (self.inputs.size() > 2)
         if (auto* db = self.input_grad<T>(2))
           for (std::size_t r = 0; r < rows; ++r) kernels::acc(db->data(), dy + r * out_f, out_f);

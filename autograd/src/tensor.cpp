@@ -2,12 +2,14 @@
 #include <malloc.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <ostream>
 #include <sstream>
 
 #include "ag/ops.hpp"
 #include "ag/tensor.hpp"
 #include "internal.hpp"
+#include "kernels/kernels.hpp"
 
 namespace ag {
 
@@ -33,8 +35,20 @@ void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
 NoGrad::NoGrad() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGrad::~NoGrad() { g_grad_enabled = previous_; }
 
+namespace {
+bool g_detect_anomaly = [] {
+  const char* env = std::getenv("ATTNLAB_DETECT_ANOMALY");
+  return env != nullptr && *env != '\0' && std::string(env) != "0";
+}();
+}  // namespace
+bool anomaly_detection_enabled() { return g_detect_anomaly; }
+void set_anomaly_detection(bool enabled) { g_detect_anomaly = enabled; }
+DetectAnomaly::DetectAnomaly() : previous_(g_detect_anomaly) { g_detect_anomaly = true; }
+DetectAnomaly::~DetectAnomaly() { g_detect_anomaly = previous_; }
+
 // ---- shapes and arrays -------------------------------------------------------------------
 const char* dtype_name(Dtype d) { return d == Dtype::f32 ? "float32" : "float64"; }
+const char* simd_target() { return kernels::simd_target(); }
 std::ostream& operator<<(std::ostream& os, Dtype d) { return os << dtype_name(d); }
 
 std::string shape_str(const Shape& s) {

@@ -354,3 +354,36 @@ BOOST_AUTO_TEST_CASE(float32_and_float64_both_work) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(anomaly)
+
+// log(0) = -inf forward; its backward 1/x = inf. Anomaly mode names 'log' and its shapes.
+BOOST_AUTO_TEST_CASE(names_log_for_a_nan_from_log_of_zero) {
+  ag::Tensor x = ag::tensor({1.0, 0.0, 2.0}, {3}, {.requires_grad = true});
+  ag::Tensor y = ag::sum(ag::log(x) * 2.0);
+  {
+    ag::DetectAnomaly guard;
+    try {
+      ag::Tensor(y).backward(true);
+      BOOST_FAIL("expected an anomaly error");
+    } catch (const ag::Error& e) {
+      const std::string m = e.what();
+      BOOST_TEST_MESSAGE(m);
+      BOOST_TEST(m.find("backward of 'log'") != std::string::npos, m);
+      BOOST_TEST(m.find("[3]") != std::string::npos, m);
+    }
+  }
+  BOOST_TEST(!ag::anomaly_detection_enabled());
+  x.zero_grad();
+  y.backward();  // without anomaly mode the Inf simply flows into x.grad
+  BOOST_TEST(std::isinf(x.grad().flat(1)));
+}
+
+BOOST_AUTO_TEST_CASE(quiet_on_finite_gradients) {
+  ag::DetectAnomaly guard;
+  ag::Tensor x = ag::tensor({1.0, 3.0}, {2}, {.requires_grad = true});
+  ag::sum(ag::log(x)).backward();
+  BOOST_TEST(x.grad().flat(1) == 1.0 / 3.0, boost::test_tools::tolerance(1e-6));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

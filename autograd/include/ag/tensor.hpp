@@ -26,6 +26,7 @@ enum class Dtype { f32, f64 };
 inline constexpr Dtype f32 = Dtype::f32;
 inline constexpr Dtype f64 = Dtype::f64;
 const char* dtype_name(Dtype d);
+const char* simd_target();  // the SIMD target the kernels chose at run time, e.g. "AVX3" (AVX-512)
 std::ostream& operator<<(std::ostream& os, Dtype d);  // "float32" / "float64"
 
 template <class T>
@@ -103,6 +104,9 @@ struct Node {
   // For backward rules. The gradient slot of input i, zero-filled on first use, or nullptr
   // when input i does not require a gradient (so the rule can skip that work).
   template <class T> xt::xarray<T>* input_grad(std::size_t i);
+  // The same, but a new slot is left uninitialised and `fresh` says so: for rules that
+  // overwrite the whole gradient when it is new (gemm with beta = 0) instead of adding to it.
+  template <class T> xt::xarray<T>* input_grad(std::size_t i, bool& fresh);
   // Adds g into input i's gradient, first summing g over the dimensions along which the
   // forward broadcast the input ("unbroadcast"). No-op when input i needs no gradient.
   void accumulate(std::size_t i, const Array& g);
