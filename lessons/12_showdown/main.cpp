@@ -158,8 +158,13 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, const l
   std::ostringstream label;
   label << task_slug(task) << " T=" << T << " " << lab::model_name(kind);
   lab::Progress bar(c.steps, label.str());
-  record(0, std::nan(""));
-  double smoothed = std::nan("");
+  double smoothed;  // the training loss, smoothed; at step 0, the loss on a held-out batch
+  {
+    ag::NoGrad no_grad;
+    const Batch b = data.eval_rows(0, std::min<std::size_t>(64, data.eval_size()));
+    smoothed = loss_of(task, model(b.x), b).item();
+  }
+  record(0, smoothed);
   for (std::int64_t step = 1; step <= c.steps; ++step) {
     const Batch b = data.next();
     const Tensor loss = loss_of(task, model(b.x), b);
@@ -168,7 +173,7 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, const l
     nn::clip_grad_norm(model.parameters(), 1.0);
     opt.step();
     const double l = loss.item();
-    smoothed = std::isnan(smoothed) ? l : 0.95 * smoothed + 0.05 * l;
+    smoothed = 0.95 * smoothed + 0.05 * l;
     if (step % c.eval_every == 0 || step == c.steps) {
       const double m = record(step, smoothed);
       bar.update(step, {{"loss", smoothed}, {higher_is_better ? "acc" : "mse", m}});
