@@ -29,7 +29,7 @@ const char* metric_name(Task t) { return t == Task::adding ? "eval MSE" : "eval 
 
 struct Config {
   std::int64_t steps = 600, eval_every = 100, eval_size = 1000;
-  std::size_t hidden = 64, batch = 64, transformer_layers = 2;
+  std::size_t hidden = 64, batch = 64, transformer_layers = 1;
   std::uint64_t seed = 0;
 };
 
@@ -224,11 +224,14 @@ int main(int argc, char** argv) {
   cli.app().add_option("--T", lengths, "sequence lengths, comma-separated (default 10,100; --full 10,50,100,200)");
   cli.app().add_option("--tasks", tasks_arg, "tasks: recall, adding")->capture_default_str();
   cli.app().add_option("--models", models_arg, "models: rnn, lstm, gru, transformer")->capture_default_str();
-  cli.app().add_option("--eval-every", c.eval_every, "evaluate on the held-out set every N steps")->check(CLI::Range(1, 1000000));
+  cli.app().add_option("--eval-every", c.eval_every, "evaluate on the held-out set every N steps (default 50; --full 100)")->check(CLI::Range(1, 1000000));
+  cli.app().add_option("--layers", c.transformer_layers, "Transformer encoder layers (pre-LN, 4 heads, FFN 128)")
+      ->check(CLI::Range(1, 12))->capture_default_str();
   return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
     c.seed = args.seed;
-    c.steps = args.steps_or(full ? 1500 : 600, 60);
-    if (args.quick) c.eval_every = 20, c.eval_size = 200;
+    c.steps = args.steps_or(full ? 1500 : 400, 60);
+    if (cli.app().get_option("--eval-every")->count() == 0) c.eval_every = args.quick ? 20 : full ? 100 : 50;
+    if (args.quick) c.eval_size = 200;
     const std::vector<int> Ts = !lengths.empty() ? parse_ints(lengths) : args.quick ? std::vector<int>{5, 20}
                                                                      : full       ? std::vector<int>{10, 50, 100, 200}
                                                                                   : std::vector<int>{10, 100};

@@ -1,0 +1,255 @@
+// Lesson 02: tensors, broadcasting, gradient checking.
+//
+//   1. Unbroadcast: a bias b [3] added to a batch X [4, 3] receives the gradient summed over
+//      the batch, because the forward copied it to every row.
+//   2. Central differences, (L(x + eps) - L(x - eps)) / (2 eps), in float32 and float64 for eps
+//      from 1e-1 down to 1e-12: the error falls as eps^2 (truncation), then rises as u / eps
+//      (rounding); the bottom of the V sits near u^(1/3) (u = unit roundoff of the dtype).
+//   3. ag::gradcheck on an op written here, softplus, with its own backward: it passes, and a
+//      version with a sign error in the backward fails.
+//
+// Files in --out: unbroadcast.csv, epsilon.csv, epsilon_marks.csv, epsilon.png/.svg/.gp, report.md.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/labkit.hpp"
+#include "nn/nn.hpp"
+
+namespace {
+
+// ---- An op the learner writes: softplus -------------------------------------------------
+// softplus(x) = log(1 + e^x)                  (a smooth ReLU), computed stably as
+//             = max(x, 0) + log(1 + e^-|x|)
+// d softplus(x) / dx = e^x / (1 + e^x) = 1 / (1 + e^-x) = sigmoid(x).
+// An op is a node: its data, its inputs, and a backward rule that reads dL/d(output) from
+// self.grad and adds dL/d(input) into the input with accumulate().
+// `buggy` flips a sign in the backward (sigmoid(-x) instead of sigmoid(x)), for gradcheck to catch.
+ag::Tensor softplus(const ag::Tensor& x, bool buggy = false) {
+  auto node = std::make_shared<ag::Node>();
+  node->op = buggy ? "softplus_buggy" : "softplus";
+  node->leaf = false;
+  node->data = ag::Array(x.dtype(), x.shape());
+  ag::dispatch(x.dtype(), [&](auto t) {  // T = float or double
+    using T = decltype(t);
+    const T* in = x.array().ptr<T>();
+    T* out = node->data.ptr<T>();
+    for (std::size_t i = 0; i < x.numel(); ++i) out[i] = std::max(in[i], T(0)) + std::log1p(std::exp(-std::abs(in[i])));
+  });
+  if (ag::grad_enabled() && x.requires_grad()) {
+    node->requires_grad = true;
+    node->inputs = {x.node_ptr()};
+    node->backward = [buggy](ag::Node& self) {
+      ag::dispatch(self.data.dtype(), [&](auto t) {
+        using T = decltype(t);
+        const T* in = self.inputs[0]->data.ptr<T>();
+        const T* dy = self.grad->ptr<T>();  // dL/dy, shaped like the output
+        ag::Array dx(self.data.dtype(), self.data.shape());
+        T* d = dx.ptr<T>();
+        const T sign = buggy ? T(-1) : T(1);
+        for (std::size_t i = 0; i < dx.size(); ++i) d[i] = dy[i] / (T(1) + std::exp(-sign * in[i]));  // dy * sigmoid(x)
+        self.accumulate(0, std::move(dx));
+      });
+    };
+  }
+  return ag::Tensor(node);
+}
+
+void print_matrix(const std::string& name, const ag::Tensor& m) {
+  const std::vector<double> v = m.to_vector();
+  const std::size_t cols = m.dim() == 2 ? m.size(1) : m.numel(), rows = m.numel() / cols;
+  std::printf("  %s %s =\n", name.c_str(), ag::shape_str(m.shape()).c_str());
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::printf("    [");
+    for (std::size_t c = 0; c < cols; ++c) std::printf("%7.2f", v[r * cols + c]);
+    std::printf(" ]\n");
+  }
+}
+
+// Least-squares slope of log10(err) against log10(eps), over the points with lo <= eps <= hi.
+double loglog_slope(const std::vector<double>& eps, const std::vector<double>& err, double lo, double hi) {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0;
+  for (std::size_t i = 0; i < eps.size(); ++i) {
+    if (eps[i] < lo * (1 - 1e-9) || eps[i] > hi * (1 + 1e-9)) continue;
+    const double x = std::log10(eps[i]), y = std::log10(err[i]);
+    sx += x, sy += y, sxx += x * x, sxy += x * y, n += 1;
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lab::Cli cli("02_gradcheck", "Lesson 02: tensors, broadcasting, gradient checking");
+  return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
+    lab::Checks checks;
+    ag::Generator gen(args.seed);
+
+    // ---- 1. Unbroadcast: a bias added to a batch ------------------------------------------
+    // Y = X + b with X: [4, 3] (4 examples, 3 features), b: [3]. The forward copies b into
+    // every row; so in the backward each copy sends its gradient back and they add up:
+    //   dL/db_j = sum_i dL/dY_ij         (sum over the batch axis)
+    std::cout << "1. Unbroadcast: Y = X + b, X [4,3], b [3], L = sum(Y * G) so that dL/dY = G\n";
+    ag::Tensor X = ag::tensor({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2}, {4, 3}, {.requires_grad = true});
+    ag::Tensor b = ag::tensor({0.5, -0.5, 1.0}, {3}, {.requires_grad = true});
+    ag::Tensor G = ag::tensor({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {4, 3});  // a chosen upstream gradient
+    ag::Tensor Y = X + b;
+    ag::sum(Y * G).backward();
+    print_matrix("dL/dY = G", G);
+    print_matrix("dL/db (engine)", b.grad());
+    print_matrix("dL/dX (engine)", X.grad());
+    const std::vector<double> gb = b.grad().to_vector(), gv = G.to_vector();
+    lab::CurveLog ub(args.path("unbroadcast.csv"), {"dLdb_engine", "column_sum_of_G"}, "feature");
+    bool sums_match = ag::shape_str(b.grad().shape()) == "[3]";
+    for (std::size_t j = 0; j < 3; ++j) {
+      const double col = gv[j] + gv[3 + j] + gv[6 + j] + gv[9 + j];
+      std::printf("  feature %zu: dL/db = %g = %g + %g + %g + %g (the column of G)\n", j, gb[j], gv[j], gv[3 + j],
+                  gv[6 + j], gv[9 + j]);
+      ub.log(double(j), {gb[j], col});
+      sums_match = sums_match && gb[j] == col;
+    }
+    checks.expect(sums_match, "the bias [3] gets dL/dY [4,3] summed over the batch axis: [22, 26, 30]");
+
+    // ---- 2. Central differences: float32 vs float64 ----------------------------------------
+    // A tiny layer, L(x) = sum(tanh(W x + c)), x: [8], W: [8, 8], c: [8]. Its exact gradient
+    // comes from one float64 backward. For each eps, each coordinate i:
+    //   central:  g_i ~ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)    error ~ eps^2 L'''/6 + u L/eps
+    //   forward:  g_i ~ (L(x + eps e_i) - L(x)) / eps                   error ~ eps L''/2    + u L/eps
+    // and the error is the worst absolute error over the 8 coordinates divided by the largest
+    // gradient, max_i |numeric_i - g_i| / max_i |g_i|: relative to the gradient's scale, so that
+    // a coordinate whose gradient happens to be tiny does not swamp the picture.
+    std::cout << "\n2. Central differences on L(x) = sum(tanh(W x + c)), x [8], in float32 and float64\n";
+    const std::size_t D = 8;
+    const ag::Tensor W64 = ag::randn({D, D}, gen, {ag::f64}) * (1.0 / std::sqrt(double(D)));
+    const ag::Tensor c64 = ag::randn({D}, gen, {ag::f64}) * 0.5;
+    const ag::Tensor x64 = ag::randn({D}, gen, {ag::f64});
+    auto layer = [](const ag::Tensor& W, const ag::Tensor& c, const ag::Tensor& x) { return ag::sum(ag::tanh(ag::matmul(W, x) + c)); };
+    ag::Tensor xg = x64.detach().requires_grad_();
+    layer(W64, c64, xg).backward();
+    const std::vector<double> exact = xg.grad().to_vector();
+
+    // The relative error of a finite-difference gradient in dtype T with step eps.
+    auto fd_error = [&](auto t, double eps, bool central) {
+      using T = decltype(t);
+      const ag::Dtype dt = ag::dtype_of<T>();
+      const ag::Tensor W = W64.to(dt), c = c64.to(dt);
+      ag::Tensor x = x64.to(dt);
+      T* p = x.data<T>().data();
+      ag::NoGrad ng;
+      const double L0 = layer(W, c, x).item();
+      double worst = 0, scale = 0;
+      for (std::size_t i = 0; i < D; ++i) {
+        const T orig = p[i];
+        p[i] = orig + T(eps);
+        const double Lp = layer(W, c, x).item();
+        p[i] = orig - T(eps);
+        const double Lm = layer(W, c, x).item();
+        p[i] = orig;
+        const double numeric = central ? (Lp - Lm) / (2 * eps) : (Lp - L0) / eps;
+        worst = std::max(worst, std::abs(numeric - exact[i]));
+        scale = std::max(scale, std::abs(exact[i]));
+      }
+      return worst / scale;
+    };
+
+    const int points = int(args.steps_or(45, 23));  // eps values, evenly spaced in log10 from 1e-1 to 1e-12
+    lab::CurveLog eps_log(args.path("epsilon.csv"), {"central_float32", "central_float64", "forward_float64"}, "eps");
+    std::vector<double> epss, e32, e64, efw;
+    for (int k = 0; k < points; ++k) {
+      const double eps = std::pow(10.0, -1.0 - 11.0 * k / double(points - 1));
+      epss.push_back(eps);
+      e32.push_back(fd_error(float{}, eps, true));
+      e64.push_back(fd_error(double{}, eps, true));
+      efw.push_back(fd_error(double{}, eps, false));
+      eps_log.log(eps, {e32.back(), e64.back(), efw.back()});
+    }
+
+    // Unit roundoff u: the largest relative rounding error of one operation (half an ulp of 1).
+    const double u32 = std::numeric_limits<float>::epsilon() / 2, u64 = std::numeric_limits<double>::epsilon() / 2;
+    // Vertical marks at u^(1/3), where theory puts the bottom of each V (a two-point line each).
+    lab::CurveLog marks(args.path("epsilon_marks.csv"), {"float32", "float64"}, "y");
+    for (double y : {1e-12, 10.0}) marks.log(y, {std::cbrt(u32), std::cbrt(u64)});
+
+    lab::PlotOptions po{.title = "Finite-difference gradient of sum(tanh(W x + c)): error vs step eps",
+                        .xlabel = "eps (step)", .ylabel = "max |numeric - exact| / max |exact|", .logx = true, .logy = true,
+                        .ymin = 1e-12, .ymax = 1e5};  // headroom above 1 for the legend
+    const std::vector<lab::Series> s = {
+        {eps_log.path(), "central_float32", "central difference, float32", "eps", "linespoints pt 7 ps 0.6"},
+        {eps_log.path(), "central_float64", "central difference, float64", "eps", "linespoints pt 7 ps 0.6"},
+        {eps_log.path(), "forward_float64", "forward difference, float64", "eps", "lines dt 2"},
+        {marks.path(), "y", "u^(1/3), float32", "float32", "lines dt 3 lc rgb '#9400d3'"},
+        {marks.path(), "y", "u^(1/3), float64", "float64", "lines dt 3 lc rgb '#009e73'"}};
+    lab::plot(args.path("epsilon.png"), s, po);
+    lab::PlotOptions pt = po;
+    pt.ymax = 1e6;
+    lab::plot_terminal({s[0], s[1]}, pt);
+
+    auto argmin = [](const std::vector<double>& v) { return std::size_t(std::min_element(v.begin(), v.end()) - v.begin()); };
+    auto at = [&](const std::vector<double>& v, double eps) {  // the value at the eps nearest to `eps`
+      std::size_t best = 0;
+      for (std::size_t i = 0; i < epss.size(); ++i)
+        if (std::abs(std::log10(epss[i] / eps)) < std::abs(std::log10(epss[best] / eps))) best = i;
+      return v[best];
+    };
+    const std::size_t m32 = argmin(e32), m64 = argmin(e64), mfw = argmin(efw);
+    const double trunc32 = loglog_slope(epss, e32, 1e-2, 1e-1), round32 = loglog_slope(epss, e32, 1e-6, 1e-3);
+    const double trunc64 = loglog_slope(epss, e64, 1e-2, 1e-1), round64 = loglog_slope(epss, e64, 1e-12, 1e-7);
+    // slope = d log(error) / d log(eps), fitted on the truncation side (eps in [1e-2, 1e-1]) and on
+    // the rounding side (float32: eps in [1e-6, 1e-3]; float64: eps in [1e-12, 1e-7]).
+    lab::Table t("Where the V bottoms out (measured) and where theory puts it", {"method", "dtype", "u", "best eps",
+                 "theory", "best error", "error @ 1e-6", "slope, trunc.", "slope, round."});
+    t.row({"central", "float32", lab::Cell(u32, 2), lab::Cell(epss[m32], 2), "u^(1/3)=" + lab::format_number(std::cbrt(u32), 2),
+           lab::Cell(e32[m32], 2), lab::Cell(at(e32, 1e-6), 2), lab::Cell(trunc32, 3), lab::Cell(round32, 3)});
+    t.row({"central", "float64", lab::Cell(u64, 2), lab::Cell(epss[m64], 2), "u^(1/3)=" + lab::format_number(std::cbrt(u64), 2),
+           lab::Cell(e64[m64], 2), lab::Cell(at(e64, 1e-6), 2), lab::Cell(trunc64, 3), lab::Cell(round64, 3)});
+    t.row({"forward", "float64", lab::Cell(u64, 2), lab::Cell(epss[mfw], 2), "u^(1/2)=" + lab::format_number(std::sqrt(u64), 2),
+           lab::Cell(efw[mfw], 2), lab::Cell(at(efw, 1e-6), 2), lab::Cell(loglog_slope(epss, efw, 1e-2, 1e-1), 3),
+           lab::Cell(loglog_slope(epss, efw, 1e-12, 1e-9), 3)});
+    std::cout << "\n";
+    t.print();
+    t.save_markdown(args.path("report.md"));
+
+    const double decades32 = std::abs(std::log10(epss[m32] / std::cbrt(u32)));
+    const double decades64 = std::abs(std::log10(epss[m64] / std::cbrt(u64)));
+    checks.expect(decades64 <= 1.0, "float64 central difference: the best eps is within a decade of u^(1/3) = 4.8e-6");
+    checks.expect(decades32 <= 1.0, "float32 central difference: the best eps is within a decade of u^(1/3) = 3.9e-3");
+    checks.expect(e64[m64] < 1e-8 && e32[m32] > 1e-6, "at its best, float64 is accurate to < 1e-8, float32 only to > 1e-6");
+    checks.expect(at(e32, 1e-6) > 1e-2, "float32 at gradcheck's eps = 1e-6 is off by more than 1%");
+    checks.expect(std::abs(trunc64 - 2) < 0.2, "truncation side: the float64 error falls as eps^2 (fitted slope 2 +- 0.2)");
+    checks.expect(std::abs(round32 + 1) < 0.4 && std::abs(round64 + 1) < 0.4,
+                  "rounding side: both errors grow as 1/eps (fitted slope -1 +- 0.4)");
+
+    // ---- 3. gradcheck on an op you write ---------------------------------------------------
+    // ag::gradcheck converts the inputs to float64, runs one backward and compares every
+    // element of every input's gradient with a central difference (eps = 1e-6, in float64:
+    // the bottom of the float64 V above).
+    std::cout << "\n3. gradcheck on softplus, an op written in this lesson (forward and backward by hand)\n";
+    const ag::Tensor xin = ag::randn({5, 4}, gen) * 3.0;
+    const auto good = ag::gradcheck([](const std::vector<ag::Tensor>& in) { return softplus(in[0]); }, {xin});
+    const auto bad = ag::gradcheck([](const std::vector<ag::Tensor>& in) { return softplus(in[0], true); }, {xin});
+    // The op inside a small layer with a broadcast bias: the unbroadcast of section 1 is checked too.
+    const ag::Tensor Xb = ag::randn({6, 4}, gen), Wl = ag::randn({3, 4}, gen), bl = ag::randn({3}, gen);
+    const auto layer_check = ag::gradcheck(
+        [](const std::vector<ag::Tensor>& in) { return ag::sum(softplus(ag::matmul(in[0], ag::transpose(in[1], 0, 1)) + in[2])); },
+        {Xb, Wl, bl});
+    std::cout << "  softplus:                      " << good.report << "\n";
+    std::cout << "  softplus with a sign bug:      " << bad.report << "\n";
+    std::cout << "  sum(softplus(X W^T + b)):      " << layer_check.report << "\n";
+    lab::Table gt("gradcheck (float64, eps = 1e-6)", {"function", "elements", "max abs error", "max rel error", "verdict"});
+    gt.row({"softplus(x), x [5,4]", good.elements_checked, lab::Cell(good.max_abs_error, 2), lab::Cell(good.max_rel_error, 2), good.ok ? "passed" : "FAILED"});
+    gt.row({"softplus with a sign bug", bad.elements_checked, lab::Cell(bad.max_abs_error, 2), lab::Cell(bad.max_rel_error, 2), bad.ok ? "passed" : "FAILED"});
+    gt.row({"sum(softplus(X W^T + b))", layer_check.elements_checked, lab::Cell(layer_check.max_abs_error, 2),
+            lab::Cell(layer_check.max_rel_error, 2), layer_check.ok ? "passed" : "FAILED"});
+    std::cout << "\n";
+    gt.print();
+    gt.save_markdown(args.path("report.md"), true);
+    checks.expect(good.ok && good.max_abs_error < 1e-8, "gradcheck passes softplus (max abs error < 1e-8)");
+    checks.expect(!bad.ok, "gradcheck catches the sign bug in softplus's backward");
+    checks.expect(layer_check.ok, "gradcheck passes sum(softplus(X W^T + b)) for X, W and the broadcast b");
+    return checks.report();
+  });
+}
