@@ -9,6 +9,7 @@ function(attnlab_add_boost_test target)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${target} ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} Boost::unit_test_framework)
+  target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/tests)  # tests/common/
   target_compile_definitions(${target} PRIVATE BOOST_TEST_DYN_LINK)
   set(ctest_file ${CMAKE_CURRENT_BINARY_DIR}/${target}_tests.cmake)
   add_custom_command(TARGET ${target} POST_BUILD

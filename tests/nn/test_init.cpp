@@ -7,28 +7,11 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "common/expect_error.hpp"
 #include "ag/ag.hpp"
 #include "nn/init.hpp"
 
 namespace {
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const ag::Error& e) {
-    const std::string msg = e.what();
-    BOOST_TEST_MESSAGE("ag::Error: " << msg);
-    for (const auto& p : parts) {
-      BOOST_TEST_INFO("message: " << msg);
-      BOOST_TEST(msg.find(p) != std::string::npos, "the message lacks \"" << p << "\"");
-    }
-    return;
-  } catch (const std::exception& e) {
-    BOOST_ERROR("expected ag::Error, got another std::exception: " << e.what());
-    return;
-  }
-  BOOST_ERROR("expected ag::Error, nothing was thrown");
-}
 
 struct Stats {
   double mean, std, min, max;
