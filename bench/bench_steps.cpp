@@ -1,0 +1,503 @@
+// Training-step benchmarks (issue 7): one step = forward + backward + Adam update + zero_grad,
+// float32, on the configs the lessons train.
+//
+//   transformer_layer  post-LN nn::TransformerEncoderLayer, d_model 128, 4 heads, FFN 512 (ReLU),
+//                      dropout 0; input [32, 128, 128]; loss = mean(out^2)
+//   tanh_rnn           nn::RNN input 64, hidden 128; input [32, 100, 64]; loss = mean(h_last^2)
+//   lstm               nn::LSTM, the same shapes and loss
+//   bahdanau_seq2seq   nn::Seq2Seq (GRU encoder, hidden 128, over 30 source tokens; a 30-step
+//                      GRUCell decoder with additive attention, the context concatenated to the
+//                      decoder input; vocab 32, embedding 64), batch 32, cross-entropy
+//   sdpa               nn::scaled_dot_product_attention forward + backward only (no optimizer) on
+//                      q, k, v [32, 4, 256, 32] requiring grad; loss = sum(output); grads dropped
+//   matmul             ag::matmul forward (NoGrad), 1024 x 1024 by 1024 x 1024; "GFLOP/s" counter
+//   steady_state_rss   (only with --rss-flat) 1,000 tanh_rnn steps; RSS from /proc/self/statm
+//                      after step 100 and after step 1000, and the growth in % (target: < 5%)
+//
+// Each config builds its model once, runs --warmup steps (default 3), then times --steps steps
+// (default 25) one by one; the reported time (manual time) is the MEDIAN step, with counters
+// ms_per_step (median), mean_ms, min_ms, max_ms, steps, and memory: peak_rss_MB
+// (getrusage ru_maxrss at the end), base_rss_MB (RSS when main started, before any model) and
+// working_set_MB = peak - base, the figure to hold against PyTorch's peak minus its RSS after
+// `import torch` (bench/torch_reference.py).
+//
+// Peak RSS is per process, so by default (no --benchmark_filter) this program runs every config
+// in its own child process (itself, with --benchmark_filter=^<config>/), merges the children's
+// JSON into --benchmark_out (names cleaned to the bare config name), and prints a summary
+// table. With --benchmark_filter given, it runs in this process (peak RSS is then the peak over
+// everything run so far). ./lab bench steps runs the default mode.
+//
+// Threads: OpenBLAS reads OPENBLAS_NUM_THREADS when the library loads, so set it in the
+// environment: OPENBLAS_NUM_THREADS=2 (the machine's 2 cores; issue 7 compares at 2 threads, and
+// PyTorch runs with torch.set_num_threads(2)). The count in use is printed and kept in the JSON.
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ag/ag.hpp"
+#include "nn/nn.hpp"
+#include "nn/optim.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ag::Tensor;
+
+int g_warmup = 3;
+int g_steps = 25;
+int g_rss_steps = 1000;
+double g_base_rss_mb = 0;  // RSS when main started
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Current resident set size from /proc/self/statm (pages), in MB.
+double current_rss_mb() {
+  std::ifstream f("/proc/self/statm");
+  long size = 0, resident = 0;
+  f >> size >> resident;
+  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+// Peak resident set size of this process (getrusage: kilobytes on Linux), in MB.
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+// ---- the configs -------------------------------------------------------------------------------
+
+struct Config {
+  virtual ~Config() = default;
+  virtual void step() = 0;
+  virtual double flops() const { return 0; }  // per step, when a GFLOP/s figure makes sense
+};
+
+// Adam on every parameter; a step ends with the update and zero_grad, as in the PyTorch loop.
+struct Trained : Config {
+  std::unique_ptr<nn::Adam> opt;
+  void finish(const Tensor& loss) {
+    loss.backward();
+    opt->step();
+    opt->zero_grad();
+  }
+};
+
+struct TransformerLayer : Trained {
+  ag::Generator gen{1};
+  nn::TransformerEncoderLayer layer{
+      nn::TransformerOptions{.d_model = 128, .num_heads = 4, .dim_feedforward = 512, .dropout = 0.0, .norm_first = false}, gen};
+  Tensor x;
+  TransformerLayer() {
+    x = ag::randn({32, 128, 128}, gen);
+    opt = std::make_unique<nn::Adam>(layer.parameters());
+  }
+  void step() override {
+    const Tensor out = layer.forward(x);
+    finish(ag::mean(out * out));
+  }
+};
+
+struct RecurrentConfig : Trained {
+  ag::Generator gen{2};
+  nn::Recurrent rnn;
+  Tensor x;
+  explicit RecurrentConfig(nn::CellKind kind) : rnn(kind, 64, 128, gen) {
+    x = ag::randn({32, 100, 64}, gen);
+    opt = std::make_unique<nn::Adam>(rnn.parameters());
+  }
+  void step() override {
+    const nn::RecurrentOutput r = rnn.forward(x);
+    const Tensor& h = r.last.back().h;
+    finish(ag::mean(h * h));
+  }
+};
+
+struct BahdanauSeq2Seq : Trained {
+  static constexpr std::size_t B = 32, S = 30, T = 30, V = 32;
+  ag::Generator gen{3};
+  nn::Seq2Seq model{V, V, nn::Seq2SeqOptions{.embed_dim = 64, .hidden_size = 128, .attention = true}, gen};
+  ag::Indices src, tgt_in, tgt_out;
+  BahdanauSeq2Seq() {
+    auto ids = [&](std::size_t len) {
+      std::vector<std::int64_t> v(B * len);
+      for (auto& id : v) id = gen.integer(0, std::int64_t(V) - 1);
+      return ag::Indices(v, {B, len});
+    };
+    src = ids(S);
+    tgt_in = ids(T);
+    tgt_out = ids(T);
+    opt = std::make_unique<nn::Adam>(model.parameters());
+  }
+  void step() override {
+    const auto out = model.forward(src, tgt_in);  // logits [B, T, V]
+    finish(ag::cross_entropy(out.logits, tgt_out));
+  }
+};
+
+struct Sdpa : Config {
+  ag::Generator gen{4};
+  Tensor q, k, v;
+  Sdpa() {
+    const ag::Shape s{32, 4, 256, 32};
+    q = ag::randn(s, gen, {.requires_grad = true});
+    k = ag::randn(s, gen, {.requires_grad = true});
+    v = ag::randn(s, gen, {.requires_grad = true});
+  }
+  void step() override {
+    ag::sum(nn::scaled_dot_product_attention(q, k, v).output).backward();
+    q.zero_grad();
+    k.zero_grad();
+    v.zero_grad();
+  }
+};
+
+struct Matmul : Config {
+  static constexpr std::size_t n = 1024;
+  ag::Generator gen{5};
+  Tensor a = ag::randn({n, n}, gen), b = ag::randn({n, n}, gen);
+  void step() override {
+    ag::NoGrad no_grad;
+    const Tensor c = ag::matmul(a, b);
+    benchmark::DoNotOptimize(c.node());
+  }
+  double flops() const override { return 2.0 * double(n) * double(n) * double(n); }
+};
+
+struct ConfigInfo {
+  const char* name;
+  std::function<std::unique_ptr<Config>()> make;
+};
+
+const std::vector<ConfigInfo>& configs() {
+  static const std::vector<ConfigInfo> all = {
+      {"transformer_layer", [] { return std::make_unique<TransformerLayer>(); }},
+      {"tanh_rnn", [] { return std::make_unique<RecurrentConfig>(nn::CellKind::tanh_rnn); }},
+      {"lstm", [] { return std::make_unique<RecurrentConfig>(nn::CellKind::lstm); }},
+      {"bahdanau_seq2seq", [] { return std::make_unique<BahdanauSeq2Seq>(); }},
+      {"sdpa", [] { return std::make_unique<Sdpa>(); }},
+      {"matmul", [] { return std::make_unique<Matmul>(); }},
+  };
+  return all;
+}
+
+void set_memory_counters(benchmark::State& st) {
+  const double peak = peak_rss_mb();
+  st.counters["peak_rss_MB"] = peak;
+  st.counters["base_rss_MB"] = g_base_rss_mb;
+  st.counters["working_set_MB"] = peak - g_base_rss_mb;
+}
+
+// One benchmark iteration = the whole measurement: build, warm up, time each step.
+void bm_config(benchmark::State& st, const ConfigInfo& info) {
+  for (auto _ : st) {
+    try {
+      std::unique_ptr<Config> c = info.make();
+      for (int i = 0; i < g_warmup; ++i) c->step();
+      std::vector<double> ms;
+      ms.reserve(std::size_t(g_steps));
+      for (int i = 0; i < g_steps; ++i) {
+        const auto t0 = Clock::now();
+        c->step();
+        ms.push_back(seconds_since(t0) * 1e3);
+      }
+      const double med = median(ms);
+      st.SetIterationTime(med / 1e3);
+      st.counters["ms_per_step"] = med;
+      st.counters["mean_ms"] = std::accumulate(ms.begin(), ms.end(), 0.0) / double(ms.size());
+      st.counters["min_ms"] = *std::min_element(ms.begin(), ms.end());
+      st.counters["max_ms"] = *std::max_element(ms.begin(), ms.end());
+      st.counters["steps"] = double(ms.size());
+      if (c->flops() > 0) st.counters["GFLOP/s"] = c->flops() / (med / 1e3) / 1e9;
+      set_memory_counters(st);
+    } catch (const std::exception& e) {
+      st.SkipWithError(e.what());
+      break;
+    }
+  }
+}
+
+// No allocation growth: the tanh_rnn step --rss-steps times (default 1000); RSS after step 100
+// (allocator pools and Adam's state in place by then) and after the last step.
+void bm_steady_state_rss(benchmark::State& st) {
+  for (auto _ : st) {
+    try {
+      RecurrentConfig c(nn::CellKind::tanh_rnn);
+      const int total = std::max(g_rss_steps, 101);
+      double at100 = 0, max_after100 = 0;
+      std::vector<double> ms;
+      ms.reserve(std::size_t(total));
+      for (int i = 1; i <= total; ++i) {
+        const auto t0 = Clock::now();
+        c.step();
+        ms.push_back(seconds_since(t0) * 1e3);
+        if (i >= 100 && i % 50 == 0) max_after100 = std::max(max_after100, current_rss_mb());
+        if (i == 100) at100 = current_rss_mb();
+      }
+      const double at_end = current_rss_mb();
+      const double med = median(ms);
+      st.SetIterationTime(med / 1e3);
+      st.counters["steps"] = double(total);
+      st.counters["ms_per_step"] = med;
+      st.counters["rss_step100_MB"] = at100;
+      st.counters["rss_last_MB"] = at_end;
+      st.counters["rss_max_after100_MB"] = max_after100;
+      st.counters["growth_pct"] = at100 > 0 ? 100.0 * (at_end - at100) / at100 : 0.0;
+      set_memory_counters(st);
+    } catch (const std::exception& e) {
+      st.SkipWithError(e.what());
+      break;
+    }
+  }
+}
+
+void register_all() {
+  for (const auto& info : configs())
+    benchmark::RegisterBenchmark(info.name, [&info](benchmark::State& st) { bm_config(st, info); })
+        ->Iterations(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("steady_state_rss", bm_steady_state_rss)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+
+// ---- command line ------------------------------------------------------------------------------
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+std::string load_string() {
+  double l[3] = {0, 0, 0};
+  if (getloadavg(l, 3) != 3) return "?";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f %.2f %.2f", l[0], l[1], l[2]);
+  return buf;
+}
+
+// "tanh_rnn/iterations:1/manual_time" -> "tanh_rnn"
+std::string clean_name(const std::string& name) {
+  const auto slash = name.find('/');
+  return slash == std::string::npos ? name : name.substr(0, slash);
+}
+
+// A child's console output: its result line only (the parent printed the context once; the
+// line names its counters). Colour only on a terminal.
+class QuietConsoleReporter : public benchmark::ConsoleReporter {
+ public:
+  QuietConsoleReporter() : benchmark::ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Color : OO_None) {}
+  bool ReportContext(const Context&) override { return true; }
+
+ protected:
+  void PrintHeader(const Run&) override {}
+};
+
+int run_in_process(std::vector<std::string> args, bool child) {
+  if (!child) {
+    std::printf("Highway target: %s\n", ag::simd_target());
+    std::printf("OpenBLAS threads: %d (OPENBLAS_NUM_THREADS=%s); load average: %s\n", openblas_get_num_threads(),
+                std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset", load_string().c_str());
+    std::fflush(stdout);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  int argc = int(argv.size());
+  argv.push_back(nullptr);
+  benchmark::Initialize(&argc, argv.data());
+  if (benchmark::ReportUnrecognizedArguments(argc, argv.data())) return 1;
+  benchmark::AddCustomContext("highway_target", ag::simd_target());
+  benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
+  benchmark::AddCustomContext("load_average_start", load_string());
+  benchmark::AddCustomContext("warmup_steps", std::to_string(g_warmup));
+  benchmark::AddCustomContext("measured_steps", std::to_string(g_steps));
+  register_all();
+  if (child) {
+    QuietConsoleReporter quiet;
+    benchmark::RunSpecifiedBenchmarks(&quiet);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
+  benchmark::Shutdown();
+  return 0;
+}
+
+// Runs `exe args...` and waits; returns its exit status (or 128 + signal).
+int run_child(const std::vector<std::string>& args) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    std::perror("bench_steps: execv");
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// The default: one child process per config, then one merged JSON and a summary table.
+int run_forked(const std::string& argv0, const std::vector<std::string>& passthrough, const std::string& out_path,
+               bool rss_flat) {
+  std::printf("Highway target: %s\n", ag::simd_target());
+  std::printf("OpenBLAS threads: %d (OPENBLAS_NUM_THREADS=%s); load average: %s\n", openblas_get_num_threads(),
+              std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset", load_string().c_str());
+  std::printf("one process per config; %d warm-up + %d timed steps each%s\n", g_warmup, g_steps,
+              rss_flat ? "; plus steady_state_rss" : " (--rss-flat adds the 1,000-step RSS check)");
+  const std::string load_start = load_string();
+
+  char tmpl[] = "/tmp/bench_steps.XXXXXX";
+  if (!mkdtemp(tmpl)) {
+    std::perror("bench_steps: mkdtemp");
+    return 1;
+  }
+  const std::filesystem::path tmp(tmpl);
+  std::vector<std::string> names;
+  for (const auto& c : configs()) names.push_back(c.name);
+  if (rss_flat) names.push_back("steady_state_rss");
+
+  nlohmann::json merged;
+  merged["benchmarks"] = nlohmann::json::array();
+  std::vector<std::string> failed;
+  for (const auto& name : names) {
+    const std::string json_path = (tmp / (name + ".json")).string();
+    std::vector<std::string> args = {argv0, "--child", "--benchmark_filter=^" + name + "/",
+                                     "--benchmark_out=" + json_path, "--benchmark_out_format=json"};
+    args.insert(args.end(), passthrough.begin(), passthrough.end());
+    const int rc = run_child(args);
+    std::ifstream in(json_path);
+    nlohmann::json doc;
+    bool ok = rc == 0 && bool(in);
+    if (ok) {
+      try {
+        doc = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok || doc.value("benchmarks", nlohmann::json::array()).empty()) {
+      failed.push_back(name + " (exit " + std::to_string(rc) + ")");
+      continue;
+    }
+    if (!merged.contains("context")) merged["context"] = doc["context"];
+    for (auto b : doc["benchmarks"]) {
+      if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) failed.push_back(name + ": " + b.value("error_message", ""));
+      b["name"] = clean_name(b.value("name", name));
+      b["run_name"] = clean_name(b.value("run_name", name));
+      merged["benchmarks"].push_back(b);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(tmp, ec);
+  if (!merged.contains("context")) merged["context"] = nlohmann::json::object();
+  merged["context"]["load_average_start"] = load_start;
+  merged["context"]["load_average_end"] = load_string();
+  merged["context"]["process_per_config"] = "true";
+  if (!out_path.empty()) {
+    std::ofstream out(out_path);
+    out << merged.dump(2) << "\n";
+  }
+
+  // The summary table.
+  std::printf("\n%-18s %11s %9s %9s %9s %6s %10s %10s %12s\n", "config", "median ms", "mean ms", "min ms", "max ms", "steps",
+              "peak MB", "base MB", "working MB");
+  const nlohmann::json* steady = nullptr;
+  for (const auto& b : merged["benchmarks"]) {
+    if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) continue;
+    if (b["name"] == "steady_state_rss") {
+      steady = &b;
+      continue;
+    }
+    std::printf("%-18s %11.2f %9.2f %9.2f %9.2f %6.0f %10.1f %10.1f %12.1f", b["name"].get<std::string>().c_str(),
+                b.value("ms_per_step", 0.0), b.value("mean_ms", 0.0), b.value("min_ms", 0.0), b.value("max_ms", 0.0),
+                b.value("steps", 0.0), b.value("peak_rss_MB", 0.0), b.value("base_rss_MB", 0.0), b.value("working_set_MB", 0.0));
+    if (b.contains("GFLOP/s")) std::printf("   %.1f GFLOP/s", b["GFLOP/s"].get<double>());
+    std::printf("\n");
+  }
+  if (steady) {
+    const auto& b = *steady;
+    std::printf("\nsteady-state RSS, tanh_rnn over %.0f steps: %.1f MB after step 100, %.1f MB after the last (max %.1f MB "
+                "after step 100), growth %+.2f%% (target: within 5%%)\n",
+                b.value("steps", 0.0), b.value("rss_step100_MB", 0.0), b.value("rss_last_MB", 0.0),
+                b.value("rss_max_after100_MB", 0.0), b.value("growth_pct", 0.0));
+  }
+  std::printf("load average: %s at start, %s at end\n", load_start.c_str(), load_string().c_str());
+  for (const auto& f : failed) std::fprintf(stderr, "bench_steps: FAILED %s\n", f.c_str());
+  return failed.empty() ? 0 : 1;
+}
+
+bool parse_int_flag(const std::string& arg, const char* prefix, int& value) {
+  if (!starts_with(arg, prefix)) return false;
+  value = std::atoi(arg.c_str() + std::strlen(prefix));
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_base_rss_mb = current_rss_mb();
+  bool child = false, in_process = false, rss_flat = false, has_filter = false;
+  std::string out_path;
+  std::vector<std::string> bench_args = {argv[0]};  // for Google Benchmark (in-process)
+  std::vector<std::string> passthrough;              // for the children (forked mode)
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--child") {
+      child = true;
+    } else if (a == "--in-process") {
+      in_process = true;
+    } else if (a == "--rss-flat") {
+      rss_flat = true;
+    } else if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: %s [--steps=N] [--warmup=N] [--rss-flat] [--rss-steps=N] [--in-process] [Google Benchmark flags]\n"
+          "  default: every config in its own process (peak RSS per config), merged into --benchmark_out\n"
+          "  --benchmark_filter=REGEX or --in-process: run here, in this process\n"
+          "  --rss-flat: also run steady_state_rss (tanh_rnn for --rss-steps steps, default 1000)\n"
+          "  set OPENBLAS_NUM_THREADS=2 in the environment (2 cores)\n",
+          argv[0]);
+      return 0;
+    } else if (parse_int_flag(a, "--steps=", g_steps) || parse_int_flag(a, "--warmup=", g_warmup) ||
+               parse_int_flag(a, "--rss-steps=", g_rss_steps)) {
+      passthrough.push_back(a);
+    } else {
+      bench_args.push_back(a);
+      if (starts_with(a, "--benchmark_filter=") || starts_with(a, "--benchmark_list_tests")) has_filter = true;
+      if (starts_with(a, "--benchmark_out=")) out_path = a.substr(std::strlen("--benchmark_out="));
+      else if (!starts_with(a, "--benchmark_out_format=")) passthrough.push_back(a);
+    }
+  }
+  g_steps = std::max(g_steps, 1);
+  g_warmup = std::max(g_warmup, 0);
+  if (child || in_process || has_filter) return run_in_process(bench_args, child);
+  return run_forked(argv[0], passthrough, out_path, rss_flat);
+}
