@@ -289,7 +289,7 @@ int main(int argc, char** argv) {
       lab::PlotOptions po{.title = std::string(task_title(task)) + ": held-out metric after " + std::to_string(c.steps) + " steps",
                           .xlabel = "sequence length T", .ylabel = metric_name(task), .logx = true};
       if (task == Task::adding) po.hlines = {{lab::AddingTask::kBaselineMSE, "predict 1.0 (0.167)"}}, po.logy = true;  // MSE spans decades
-      else po.hlines = {{0.125, "chance (0.125)"}}, po.ymin = 0, po.ymax = 1.05;
+      else po.hlines = {{0.125, "chance (0.125)"}}, po.ymin = 0, po.ymax = 1.35;  // headroom for the legend
       std::vector<lab::Series> ss;
       for (auto k : kinds) ss.push_back({vs_t, lab::model_slug(k), lab::model_name(k), "T", "linespoints"});
       lab::plot(args.path(std::string("final_") + task_slug(task) + ".png"), ss, po);
