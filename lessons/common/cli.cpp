@@ -1,6 +1,8 @@
 // The shared lesson command line (see cli.hpp).
 #include "common/cli.hpp"
 
+#include "ag/grad_mode.hpp"
+
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -51,6 +53,7 @@ ParseOutcome Cli::try_parse(int argc, const char* const* argv) {
   }
   r.run = true;
   r.args = args_;
+  if (args_.detect_anomaly) ag::set_anomaly_detection(true);  // backward stops at the first NaN/Inf
   return r;
 }
 

@@ -5,7 +5,7 @@
 //   --seed N           the seed of every generator in the run (default 0)
 //   --out DIR          where CSV, PNG, SVG and report.md go (default runs/NN_topic/, created)
 //   --steps N          training steps; 0 = the lesson's default
-//   --detect-anomaly   ask for NaN/Inf checks during backward (stored for the lesson to use)
+//   --detect-anomaly   backward() stops at the first NaN/Inf gradient and names the op (ag::DetectAnomaly)
 //   --help
 //
 // A lesson adds its own options before parsing, then runs its body inside run_lesson(), which
