@@ -1,0 +1,157 @@
+#pragma once
+// The measurements lessons 05 (tanh RNN) and 06 (LSTM, GRU) share, so that both make exactly the
+// same ones:
+//   gradient_per_position()  ||dL/dx_t|| for every input position t: how much of the loss's
+//                            gradient reaches each input, the quantity that vanishes or explodes
+//   train_run()              a model trained on the adding problem or first-token recall, with
+//                            the held-out metric logged to CSV as it goes
+//
+// Shape legend: B batch, T time steps, I input features (2 for adding, V = 8 for recall),
+// H hidden units (64).
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/labkit.hpp"
+#include "nn/init.hpp"
+#include "nn/nn.hpp"
+#include "nn/optim.hpp"
+
+namespace long_range {
+
+constexpr std::size_t kHidden = 64;
+
+enum class Task { adding, recall };
+inline const char* task_name(Task t) { return t == Task::adding ? "adding" : "recall"; }
+
+// A recurrent SequenceModel for a task: I = 2, one output (adding) or I = V = 8, 8 logits (recall).
+// recurrent_scale < 0 keeps PyTorch's init, U(-1/sqrt(H), 1/sqrt(H)), for weight_hh; otherwise
+// weight_hh is set by nn::scaled_recurrent_ to orthogonal blocks times recurrent_scale, so the
+// spectral radius of each block is exactly recurrent_scale.
+inline std::shared_ptr<lab::SequenceModel> make_model(lab::ModelKind kind, Task task, std::uint64_t seed,
+                                                      double forget_bias = 1.0, double recurrent_scale = -1.0) {
+  ag::Generator gen(seed);
+  const bool recall = task == Task::recall;
+  auto model = std::make_shared<lab::SequenceModel>(
+      lab::SequenceModelOptions{.kind = kind, .input_dim = recall ? 8u : 2u, .hidden = kHidden,
+                                .output_dim = recall ? 8u : 1u, .forget_bias = forget_bias},
+      gen);
+  if (recurrent_scale >= 0) nn::scaled_recurrent_(model->rnn->weight_hh[0], gen, recurrent_scale);
+  return model;
+}
+
+// ||dL/dx_t||, t = 1..T, for the adding problem's MSE on `batch`: x is made a leaf that requires
+// grad, backward() fills x.grad [B, T, 2], and the norm is taken over the batch and the features
+// at each t. The model runs in its own dtype: convert it with model.to(ag::f64) first, because
+// these norms span dozens of decades and float32 runs out of exponent (see the README).
+inline std::vector<double> gradient_per_position(lab::SequenceModel& model, const lab::AddingBatch& batch) {
+  const ag::Dtype dt = model.dtype();
+  ag::Tensor x = ag::Tensor::from(batch.inputs.array().to(dt), /*requires_grad=*/true);
+  model.zero_grad();
+  ag::mse_loss(model(x), batch.targets.to(dt)).backward();
+  const ag::Tensor g = x.grad();  // dL/dx: [B, T, I]
+  const std::size_t B = g.size(0), T = g.size(1), I = g.size(2);
+  const std::vector<double> v = g.to_vector();
+  std::vector<double> norm(T, 0.0);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < T; ++t)
+      for (std::size_t i = 0; i < I; ++i) norm[t] += v[(b * T + t) * I + i] * v[(b * T + t) * I + i];
+  for (double& n : norm) n = std::sqrt(n);
+  return norm;
+}
+
+// How far back the gradient reaches: the ratio ||dL/dx_1|| / ||dL/dx_T||.
+inline double first_to_last(const std::vector<double>& norm) { return norm.front() / norm.back(); }
+
+// ---- training ------------------------------------------------------------------------------
+
+struct RunOptions {
+  lab::ModelKind kind = lab::ModelKind::tanh_rnn;
+  Task task = Task::adding;
+  int T = 50;
+  std::int64_t steps = 800;
+  int batch = 32;
+  double lr = 1e-2;         // Adam
+  double clip = 1.0;        // max gradient norm (nn::clip_grad_norm), every step
+  int eval_every = 50;
+  int eval_size = 1000;     // held-out sequences
+  std::uint64_t seed = 0;   // data (the task's training stream and held-out set) and init
+  double forget_bias = 1.0;
+  double recurrent_scale = -1.0;
+};
+
+struct RunResult {
+  std::shared_ptr<lab::SequenceModel> model;
+  double final_metric = 0;  // held-out MSE (adding) or accuracy (recall) after the last step
+  double best_metric = 0;   // the best held-out value seen during the run
+  double seconds = 0;
+};
+
+// Recall accuracy: the most likely of the V = 8 logits against the first token.
+// one_hot: [N, T, 8], targets: N ids.
+inline double recall_accuracy(lab::SequenceModel& model, const ag::Tensor& one_hot, const ag::Indices& targets) {
+  ag::NoGrad no_graph;
+  const std::vector<double> logits = model(one_hot).to_vector();  // [N, V]
+  const std::size_t V = 8, N = targets.size();
+  std::size_t right = 0;
+  for (std::size_t n = 0; n < N; ++n) {
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < V; ++c)
+      if (logits[n * V + c] > logits[n * V + best]) best = c;
+    right += std::int64_t(best) == targets.values[n];
+  }
+  return double(right) / double(N);
+}
+
+// Held-out metric of a model on its task's fixed evaluation set (1000 sequences by default): MSE for the
+// adding problem (predicting 1.0 scores 0.167), accuracy for recall (chance 0.125).
+inline double evaluate(lab::SequenceModel& model, Task task, const lab::AddingTask& adding, const lab::RecallTask& recall) {
+  ag::NoGrad no_graph;
+  if (task == Task::adding) return ag::mse_loss(model(adding.eval_set().inputs), adding.eval_set().targets).item();
+  return recall_accuracy(model, recall.eval_set().one_hot, recall.eval_set().targets);
+}
+
+// Trains a fresh model (Adam, gradient clipping) and logs step,eval to csv every
+// eval_every steps. Every run with the same seed sees the same batches and the same held-out set.
+inline RunResult train_run(const RunOptions& o, const std::filesystem::path& csv, const std::string& label) {
+  const auto start = std::chrono::steady_clock::now();
+  RunResult r;
+  r.model = make_model(o.kind, o.task, lab::derive_seed(o.seed, 10), o.forget_bias, o.recurrent_scale);
+  const int adding_eval = o.task == Task::adding ? o.eval_size : 1, recall_eval = o.task == Task::recall ? o.eval_size : 1;
+  lab::AddingTask adding({.T = o.T, .batch_size = o.batch, .seed = o.seed, .eval_size = adding_eval});
+  lab::RecallTask recall({.T = o.T, .batch_size = o.batch, .seed = o.seed, .eval_size = recall_eval});
+  nn::Adam opt(r.model->parameters(), {.lr = o.lr});
+  lab::CurveLog log(csv, {"eval"});
+  const bool higher_is_better = o.task == Task::recall;
+  r.best_metric = r.final_metric = evaluate(*r.model, o.task, adding, recall);
+  log.log(0, {r.final_metric});
+  lab::Progress bar(o.steps, label);
+  for (std::int64_t step = 1; step <= o.steps; ++step) {
+    opt.zero_grad();
+    ag::Tensor loss;
+    if (o.task == Task::adding) {
+      const lab::AddingBatch b = adding.next_batch();
+      loss = ag::mse_loss((*r.model)(b.inputs), b.targets);
+    } else {
+      const lab::RecallBatch b = recall.next_batch();
+      loss = ag::cross_entropy((*r.model)(b.one_hot), b.targets);
+    }
+    loss.backward();
+    nn::clip_grad_norm(r.model->parameters(), o.clip);
+    opt.step();
+    if (step % o.eval_every == 0 || step == o.steps) {
+      r.final_metric = evaluate(*r.model, o.task, adding, recall);
+      r.best_metric = higher_is_better ? std::max(r.best_metric, r.final_metric) : std::min(r.best_metric, r.final_metric);
+      log.log(double(step), {r.final_metric});
+    }
+    bar.update(step, {{"loss", loss.item()}, {higher_is_better ? "acc" : "mse", r.final_metric}});
+  }
+  bar.finish();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+}  // namespace long_range
