@@ -142,7 +142,7 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, const l
                             .max_len = std::size_t(std::max(T, 16))},
                            init);
   nn::Adam opt(model.parameters(), {.lr = 1e-3});
-  Result r{task, kind, T};
+  Result r{task, kind, T, 0, 0, 0, 0, {}};
   r.curve = args.path(std::string("curve_") + task_slug(task) + "_T" + std::to_string(T) + "_" + lab::model_slug(kind) + ".csv");
   lab::CurveLog log(r.curve, {"metric", "train_loss"});
   const bool higher_is_better = task == Task::recall;

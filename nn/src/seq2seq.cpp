@@ -44,11 +44,11 @@ Seq2Seq::Encoded Seq2Seq::encode(const ag::Indices& src, std::int64_t pad_id) co
 
 std::pair<Tensor, Tensor> Seq2Seq::step(const Encoded& enc, const Tensor& y_prev, Tensor& h) const {
   if (!attention) {
-    h = decoder->forward(y_prev, {h}).h;
+    h = decoder->forward(y_prev, {h, Tensor()}).h;
     return {(*out)(h), Tensor()};
   }
   const AttentionOutput a = attention->attend(h, enc.projected_keys, enc.states, enc.pad_mask);  // c_t, a_t
-  h = decoder->forward(ag::concat({y_prev, a.output}, -1), {h}).h;
+  h = decoder->forward(ag::concat({y_prev, a.output}, -1), {h, Tensor()}).h;
   return {(*out)(ag::concat({h, a.output}, -1)), a.weights};
 }
 

@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(gru) {
   nn::GRU gru(3, 4, gen);
   check_module("GRU", gru, {input({2, 6, 3}, 8)}, [&](const auto& x) { return gru(x[0]).output; });
   nn::GRUCell cell(3, 4, gen);
-  check_module("GRUCell", cell, {input({2, 3}, 9), input({2, 4}, 10)}, [&](const auto& x) { return cell(x[0], {x[1]}).h; });
+  check_module("GRUCell", cell, {input({2, 3}, 9), input({2, 4}, 10)}, [&](const auto& x) { return cell(x[0], {x[1], Tensor()}).h; });
 }
 
 BOOST_AUTO_TEST_CASE(additive_attention) {
