@@ -1,0 +1,262 @@
+// Lesson 09: scaled dot-product attention.
+//
+//   Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + mask) V
+//   Q: [Tq, d_k] queries, K: [Tk, d_k] keys, V: [Tk, d_v] values -> [Tq, d_v]; weights [Tq, Tk]
+//
+// 1) a worked example small enough to check by hand;
+// 2) the saturation experiment: q, k ~ N(0, 1), for d_k = 4 ... 1024, the entropy of the
+//    weights and the gradient reaching q, with and without the 1/sqrt(d_k) scale;
+// 3) padding and causal masks: blocked weights are exactly zero, rows still sum to 1.
+// Everything runs in float64 so that "exactly zero" and "sums to 1" are measured, not rounded.
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <numeric>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common/labkit.hpp"
+#include "nn/nn.hpp"
+
+namespace {
+
+constexpr ag::TensorOptions kF64{.dtype = ag::f64};
+
+// One figure per query (row), then summaries over the queries.
+std::vector<double> row_entropy(const ag::Tensor& w) {  // -sum_j w_j log w_j (nats), 0 log 0 = 0
+  const std::size_t N = w.size(0), Tk = w.size(1);
+  const std::vector<double> v = w.to_vector();
+  std::vector<double> h(N, 0.0);
+  for (std::size_t i = 0; i < N; ++i)
+    for (std::size_t j = 0; j < Tk; ++j)
+      if (v[i * Tk + j] > 0) h[i] -= v[i * Tk + j] * std::log(v[i * Tk + j]);
+  return h;
+}
+std::vector<double> row_max(const ag::Tensor& w) {
+  const std::size_t N = w.size(0), Tk = w.size(1);
+  const std::vector<double> v = w.to_vector();
+  std::vector<double> m(N, 0.0);
+  for (std::size_t i = 0; i < N; ++i)
+    for (std::size_t j = 0; j < Tk; ++j) m[i] = std::max(m[i], v[i * Tk + j]);
+  return m;
+}
+std::vector<double> row_norm(const ag::Tensor& t) {  // L2 norm of each row
+  const std::size_t N = t.size(0), d = t.size(1);
+  const std::vector<double> v = t.to_vector();
+  std::vector<double> n(N, 0.0);
+  for (std::size_t i = 0; i < N; ++i) {
+    for (std::size_t j = 0; j < d; ++j) n[i] += v[i * d + j] * v[i * d + j];
+    n[i] = std::sqrt(n[i]);
+  }
+  return n;
+}
+double mean(const std::vector<double>& x) { return std::accumulate(x.begin(), x.end(), 0.0) / double(x.size()); }
+double median(std::vector<double> x) {
+  std::nth_element(x.begin(), x.begin() + std::ptrdiff_t(x.size() / 2), x.end());
+  return x[x.size() / 2];
+}
+double share_above(const std::vector<double>& x, double t) {
+  return double(std::count_if(x.begin(), x.end(), [&](double v) { return v > t; })) / double(x.size());
+}
+
+struct Saturation {
+  double entropy;      // mean over queries
+  double one_hot;      // share of queries whose largest weight is > 0.99
+  double grad_median;  // median over queries of |dL/dq|
+  double grad_mean;    // mean over queries of |dL/dq| (pulled up by the rare near-ties)
+};
+
+// N queries against Tk keys, q, k, v ~ N(0, 1): attention weights with the given scale, and the
+// gradient of L = sum(output * g) (g ~ N(0, 1), a stand-in for whatever comes from above)
+// with respect to q, which is what reaches W_q in a real layer.
+Saturation saturate(std::size_t N, std::size_t Tk, std::size_t d_k, double scale, std::uint64_t seed) {
+  ag::Generator gen(seed);  // the same q, k, v, g for the scaled and the unscaled run
+  ag::Tensor q = ag::randn({N, d_k}, gen, {.dtype = ag::f64, .requires_grad = true});
+  const ag::Tensor k = ag::randn({Tk, d_k}, gen, kF64);
+  const ag::Tensor v = ag::randn({Tk, 16}, gen, kF64);
+  const ag::Tensor g = ag::randn({N, 16}, gen, kF64);
+  const nn::AttentionOutput a = nn::scaled_dot_product_attention(q, k, v, {}, scale);
+  ag::sum(a.output * g).backward();
+  const std::vector<double> grad = row_norm(q.grad());
+  return {mean(row_entropy(a.weights)), share_above(row_max(a.weights), 0.99), median(grad), mean(grad)};
+}
+
+// Rows sum to 1 (within tol) and every blocked entry (mask != 0) is exactly 0.0.
+struct MaskCheck {
+  double worst_row_error = 0;
+  std::size_t blocked = 0, nonzero_blocked = 0;
+};
+MaskCheck check_masked(const ag::Tensor& w, const ag::Tensor& mask) {  // w, mask: [T, T]
+  const std::size_t R = w.size(0), C = w.size(1);
+  const std::vector<double> wv = w.to_vector(), mv = mask.to_vector();
+  MaskCheck r;
+  for (std::size_t i = 0; i < R; ++i) {
+    double s = 0;
+    for (std::size_t j = 0; j < C; ++j) {
+      s += wv[i * C + j];
+      if (mv[i * C + j] != 0) {
+        ++r.blocked;
+        if (wv[i * C + j] != 0.0) ++r.nonzero_blocked;
+      }
+    }
+    r.worst_row_error = std::max(r.worst_row_error, std::abs(s - 1.0));
+  }
+  return r;
+}
+
+void print_matrix(const std::string& name, const ag::Tensor& m) {
+  const std::size_t R = m.size(0), C = m.size(1);
+  const std::vector<double> v = m.to_vector();
+  std::cout << "  " << name << " =\n";
+  for (std::size_t i = 0; i < R; ++i) {
+    std::cout << "    [";
+    for (std::size_t j = 0; j < C; ++j) std::cout << (j ? "  " : "") << std::setw(6) << std::fixed << std::setprecision(3) << v[i * C + j];
+    std::cout << "]\n";
+  }
+  std::cout.unsetf(std::ios::fixed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lab::Cli cli("09_scaled_dot_product", "Scaled dot-product attention: Q, K, V; softmax saturation without 1/sqrt(d_k); masks");
+  int keys = 32;
+  cli.app().add_option("--keys", keys, "keys each query attends over in the saturation experiment")
+      ->check(CLI::Range(2, 100000))
+      ->capture_default_str();
+  return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
+    lab::Checks checks;
+
+    // ---- 1) A worked example: one query, three keys, d_k = 2 --------------------------------
+    std::cout << "1) One query, three keys (d_k = 2), by hand and by nn::scaled_dot_product_attention\n";
+    const ag::Tensor q1 = ag::tensor({2, 0}, {1, 2}, kF64);
+    const ag::Tensor k1 = ag::tensor({1, 0, 0, 1, 1, 1}, {3, 2}, kF64);
+    const ag::Tensor v1 = ag::tensor({1, 0, 0, 1, 0, 0}, {3, 2}, kF64);
+    const nn::AttentionOutput ex = nn::scaled_dot_product_attention(q1, k1, v1);
+    print_matrix("scores q k^T / sqrt(2)", ag::matmul(q1, ag::transpose(k1, 0, 1)) / std::sqrt(2.0));
+    print_matrix("weights", ex.weights);
+    print_matrix("output = weights V", ex.output);
+    // by hand: scores = [sqrt 2, 0, sqrt 2]; e^1.414 = 4.113; weights = [4.113, 1, 4.113] / 9.226
+    const double by_hand = std::exp(std::sqrt(2.0)) / (2 * std::exp(std::sqrt(2.0)) + 1);
+    checks.expect(std::abs(ex.weights.flat(0) - by_hand) < 1e-12 && std::abs(ex.output.flat(1) - (1 - 2 * by_hand)) < 1e-12,
+                  "worked example: weights [0.446, 0.108, 0.446] and output [0.446, 0.108], as computed by hand");
+
+    // ---- 2) Softmax saturation vs d_k ---------------------------------------------------------
+    const std::size_t N = args.quick ? 1024 : 4096, Tk = std::size_t(keys);
+    const std::vector<std::size_t> dims = {4, 16, 64, 256, 1024};
+    std::cout << "\n2) Saturation: " << N << " queries x " << Tk << " keys, q, k ~ N(0, 1), float64\n";
+    lab::CurveLog log(args.path("saturation.csv"),
+                      {"entropy_scaled", "entropy_unscaled", "one_hot_scaled", "one_hot_unscaled", "grad_median_scaled",
+                       "grad_median_unscaled", "grad_mean_scaled", "grad_mean_unscaled"},
+                      "d_k");
+    lab::Table table("Attention over " + std::to_string(Tk) + " keys, with (s) and without (u) the 1/sqrt(d_k) scale",
+                     {"d_k", "std of q.k", "entropy s", "entropy u", "one-hot s", "one-hot u", "median |dL/dq| s",
+                      "median |dL/dq| u"});
+    std::vector<Saturation> scaled, unscaled;
+    for (std::size_t d_k : dims) {
+      const std::uint64_t seed = lab::derive_seed(args.seed, d_k);
+      scaled.push_back(saturate(N, Tk, d_k, 1.0 / std::sqrt(double(d_k)), seed));
+      unscaled.push_back(saturate(N, Tk, d_k, 1.0, seed));
+      const Saturation &s = scaled.back(), &u = unscaled.back();
+      log.log(double(d_k), {s.entropy, u.entropy, s.one_hot, u.one_hot, s.grad_median, u.grad_median, s.grad_mean, u.grad_mean});
+      table.row({d_k, std::sqrt(double(d_k)), s.entropy, u.entropy, s.one_hot, u.one_hot, s.grad_median, u.grad_median});
+    }
+    table.print();
+    table.save_markdown(args.path("report.md"));
+    std::cout << "  entropy: mean over queries, in nats; uniform weights over " << Tk << " keys have log(" << Tk
+              << ") = " << lab::format_number(std::log(double(Tk))) << ", one-hot weights 0.\n"
+              << "  one-hot: share of queries whose largest weight is > 0.99.\n";
+
+    lab::PlotOptions ent{.title = "Entropy of the attention weights (" + std::to_string(Tk) + " keys, q, k ~ N(0,1))",
+                         .xlabel = "d_k (log scale)", .ylabel = "mean entropy (nats)", .logx = true, .ymin = 0, .ymax = 5, .xmin = 2, .xmax = 2048,
+                         .hlines = {{std::log(double(Tk)), "uniform: log " + std::to_string(Tk)}}};
+    const std::vector<lab::Series> ent_series = {
+        {log.path(), "entropy_scaled", "scaled by 1/sqrt(d_k)", "d_k", "linespoints"},
+        {log.path(), "entropy_unscaled", "unscaled", "d_k", "linespoints"}};
+    lab::plot(args.path("entropy.png"), ent_series, ent);
+    lab::plot(args.path("gradient.png"),
+              {{log.path(), "grad_median_scaled", "scaled by 1/sqrt(d_k)", "d_k", "linespoints"},
+               {log.path(), "grad_median_unscaled", "unscaled", "d_k", "linespoints"}},
+              {.title = "Gradient reaching the query through the softmax", .xlabel = "d_k (log scale)",
+               .ylabel = "median over queries of |dL/dq| (log scale)", .logx = true, .logy = true, .xmin = 2, .xmax = 2048});
+
+    const Saturation &s_top = scaled.back(), &u_top = unscaled.back();
+    double s_min = 1e300, s_max = 0;
+    for (const auto& s : scaled) s_min = std::min(s_min, s.entropy), s_max = std::max(s_max, s.entropy);
+    checks.expect(u_top.entropy < 0.1 * s_top.entropy,
+                  "d_k = 1024: mean entropy unscaled " + lab::format_number(u_top.entropy) + " < 0.1 x scaled " +
+                      lab::format_number(s_top.entropy));
+    checks.expect(u_top.one_hot > 0.5 && s_top.one_hot < 0.01,
+                  "d_k = 1024: one-hot rows (max weight > 0.99): unscaled " + lab::format_number(u_top.one_hot) +
+                      " > 0.5, scaled " + lab::format_number(s_top.one_hot) + " < 0.01");
+    checks.expect(u_top.grad_median < 0.05 * s_top.grad_median,
+                  "d_k = 1024: median |dL/dq| unscaled " + lab::format_number(u_top.grad_median) + " < 0.05 x scaled " +
+                      lab::format_number(s_top.grad_median) + " (the gradient vanishes)");
+    checks.expect(s_max - s_min < 0.25,
+                  "scaled: mean entropy stays within 0.25 nats across d_k = 4..1024 (" + lab::format_number(s_min) + " to " +
+                      lab::format_number(s_max) + ")");
+
+    // ---- 3) Masks ------------------------------------------------------------------------------
+    // Eight tokens of self-attention with random projections (d_k = 16): the pattern, not the
+    // values, is the point. Sequence 0 is full length; sequence 1 has 5 tokens and 3 pads.
+    std::cout << "\n3) Masks: 2 sequences of T = 8 tokens, the second padded after 5\n";
+    const std::size_t T = 8, d = 16;
+    const std::vector<std::size_t> lengths = {8, 5};
+    ag::Generator gen(lab::derive_seed(args.seed, 99));
+    const ag::Tensor q = ag::randn({2, T, d}, gen, kF64), k = ag::randn({2, T, d}, gen, kF64), v = ag::randn({2, T, d}, gen, kF64);
+
+    const ag::Tensor pad = nn::padding_mask(lengths, T, ag::f64);            // [B, T]: 1 at pads
+    const ag::Tensor pad_b = ag::unsqueeze(pad, 1);                          // [B, 1, T]: every query row
+    const ag::Tensor causal = nn::causal_mask(T, ag::f64);                   // [T, T]: 1 above the diagonal
+    const ag::Tensor both = ag::clamp(pad_b + causal, 0.0, 1.0);             // [B, T, T]
+    const auto w_pad = nn::scaled_dot_product_attention(q, k, v, pad_b).weights;
+    const auto w_causal = nn::scaled_dot_product_attention(q, k, v, causal).weights;
+    const auto w_both = nn::scaled_dot_product_attention(q, k, v, both).weights;
+
+    const std::vector<std::string> words = {"the", "cat", "sat", "on", "the", "mat", "and", "purred"};
+    const std::vector<std::string> padded = {"the", "cat", "sat", "on", "mat", "<pad>", "<pad>", "<pad>"};
+    print_matrix("causal_mask(8)", causal);
+    print_matrix("causal weights, sequence 0", ag::select(w_causal, 0, 0));
+
+    lab::HeatmapOptions hm{.xlabel = "key (attended to)", .ylabel = "query (attending)", .zmin = 0, .zmax = 1, .width = 640, .height = 560};
+    hm.title = "Causal mask: query t sees keys 0..t";
+    hm.xticks = hm.yticks = words;
+    lab::heatmap(args.path("causal.png"), ag::select(w_causal, 0, 0), hm);
+    hm.title = "Padding mask: length 5 of 8, pads get weight 0";
+    hm.xticks = hm.yticks = padded;
+    lab::heatmap(args.path("padding.png"), ag::select(w_pad, 0, 1), hm);
+    hm.title = "Causal + padding";
+    lab::heatmap(args.path("causal_padding.png"), ag::select(w_both, 0, 1), hm);
+
+    lab::Table mt("Masked attention weights (float64)", {"mask", "sequence", "blocked entries", "blocked != 0", "worst |row sum - 1|"});
+    MaskCheck worst;
+    for (std::size_t b = 0; b < 2; ++b) {
+      const ag::Tensor pad_rows = ag::expand(ag::select(pad_b, 0, std::int64_t(b)), {T, T});
+      const std::vector<std::tuple<std::string, ag::Tensor, ag::Tensor>> cases = {
+          {"padding", ag::select(w_pad, 0, std::int64_t(b)), pad_rows},
+          {"causal", ag::select(w_causal, 0, std::int64_t(b)), causal},
+          {"causal + padding", ag::select(w_both, 0, std::int64_t(b)), ag::select(both, 0, std::int64_t(b))}};
+      for (const auto& [name, w, m] : cases) {
+        const MaskCheck c = check_masked(w, m);
+        mt.row({name, b, c.blocked, c.nonzero_blocked, c.worst_row_error});
+        worst.blocked += c.blocked;
+        worst.nonzero_blocked += c.nonzero_blocked;
+        worst.worst_row_error = std::max(worst.worst_row_error, c.worst_row_error);
+      }
+    }
+    mt.print();
+    mt.save_markdown(args.path("report.md"), true);
+    checks.expect(worst.blocked > 0 && worst.nonzero_blocked == 0,
+                  "every masked weight is exactly 0.0 (" + std::to_string(worst.blocked) + " blocked entries)");
+    checks.expect(worst.worst_row_error < 1e-12, "every row of weights sums to 1 (worst error " +
+                                                     lab::format_number(worst.worst_row_error) + " < 1e-12)");
+
+    std::cout << "\n";
+    lab::plot_terminal(ent_series, ent);
+    std::cout << "Wrote " << args.out.string() << "/: saturation.csv, entropy.png, gradient.png, causal.png, padding.png, "
+              << "causal_padding.png (and .svg, .gp), report.md\n";
+    return checks.report();
+  });
+}
