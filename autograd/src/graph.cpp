@@ -59,8 +59,11 @@ template xt::xarray<double>* Node::input_grad<double>(std::size_t, bool&);
 void Node::accumulate(std::size_t i, const Array& g) {
   Node& in = *inputs[i];
   if (!in.requires_grad) return;
-  if (g.shape() != in.data.shape() || g.dtype() != in.data.dtype() || !in.grad) {
-    accumulate(i, Array(g));  // needs a new array anyway: unbroadcast, convert, or keep as .grad
+  // Each of these makes the one new array it needs (no copy of g on the way).
+  if (g.shape() != in.data.shape()) return accumulate(i, detail::reduce_to_shape(g, in.data.shape()));
+  if (g.dtype() != in.data.dtype()) return accumulate(i, g.to(in.data.dtype()));
+  if (!in.grad) {
+    in.grad = g;
     return;
   }
   dispatch(g.dtype(), [&](auto t) {

@@ -66,6 +66,18 @@ inline std::vector<double> gradient_per_position(lab::SequenceModel& model, cons
 // How far back the gradient reaches: the ratio ||dL/dx_1|| / ||dL/dx_T||.
 inline double first_to_last(const std::vector<double>& norm) { return norm.front() / norm.back(); }
 
+// Writes per-position profiles (one column each, rows t = 1..T) to a CSV and returns its path.
+inline std::filesystem::path write_profiles(const std::filesystem::path& csv, const std::vector<std::string>& columns,
+                                            const std::vector<std::vector<double>>& profiles) {
+  lab::CurveLog log(csv, columns, "t");
+  for (std::size_t t = 0; t < profiles.front().size(); ++t) {
+    std::vector<double> row;
+    for (const auto& p : profiles) row.push_back(p[t]);
+    log.log(double(t + 1), row);
+  }
+  return log.path();
+}
+
 // ---- training ------------------------------------------------------------------------------
 
 struct RunOptions {

@@ -94,15 +94,10 @@ int main(int argc, char** argv) {
       model->to(ag::f64);
       init_norm.push_back(long_range::gradient_per_position(*model, probe));
     }
-    lab::CurveLog init_log(args.path("grad_init.csv"), cols, "t");
-    for (int t = 0; t < T; ++t) {
-      std::vector<double> row;
-      for (const auto& n : init_norm) row.push_back(n[t]);
-      init_log.log(t + 1, row);
-    }
+    const auto init_csv = long_range::write_profiles(args.path("grad_init.csv"), cols, init_norm);
     std::vector<lab::Series> init_curves;
     for (double s : scales)
-      init_curves.push_back({.csv = init_log.path(), .y = scale_label(s), .title = scale_title(s), .x = "t"});
+      init_curves.push_back({.csv = init_csv, .y = scale_label(s), .title = scale_title(s), .x = "t"});
     lab::PlotOptions po_grad{.title = "Gradient reaching each input of a tanh RNN at initialisation (T = 100)",
                              .xlabel = "input position t (the loss is read after t = 100)",
                              .ylabel = "||dL/dx_t||", .logy = true, .ymin = 1e-35, .ymax = 1e20};
@@ -155,15 +150,10 @@ int main(int argc, char** argv) {
       t_trained.row({scale_title(scales[i]), run.final_metric, long_range::first_to_last(init_norm[i]),
                      long_range::first_to_last(trained_norm.back())});
     }
-    lab::CurveLog trained_log(args.path("grad_trained.csv"), cols, "t");
-    for (int t = 0; t < T; ++t) {
-      std::vector<double> row;
-      for (const auto& n : trained_norm) row.push_back(n[t]);
-      trained_log.log(t + 1, row);
-    }
+    const auto trained_csv = long_range::write_profiles(args.path("grad_trained.csv"), cols, trained_norm);
     std::vector<lab::Series> trained_curves;
     for (double s : scales)
-      trained_curves.push_back({.csv = trained_log.path(), .y = scale_label(s), .title = "init: " + scale_title(s), .x = "t"});
+      trained_curves.push_back({.csv = trained_csv, .y = scale_label(s), .title = "init: " + scale_title(s), .x = "t"});
     lab::PlotOptions po_trained = po_grad;
     po_trained.title = "The same RNNs after " + std::to_string(steps) + " steps on the adding problem (T = 100)";
     po_trained.ymin = lab::kMissing, po_trained.ymax = 1e40;  // trained, some fall below 1e-35; room for the legend

@@ -115,14 +115,9 @@ int main(int argc, char** argv) {
                   long_range::first_to_last(init_norm.back()), reach(init_norm.back())});
       cols.push_back(v.slug);
     }
-    lab::CurveLog init_log(args.path("grad_init.csv"), cols, "t");
-    for (int t = 0; t < T; ++t) {
-      std::vector<double> row;
-      for (const auto& n : init_norm) row.push_back(n[t]);
-      init_log.log(t + 1, row);
-    }
+    const auto init_csv = long_range::write_profiles(args.path("grad_init.csv"), cols, init_norm);
     std::vector<lab::Series> init_curves;
-    for (const Variant& v : variants) init_curves.push_back({.csv = init_log.path(), .y = v.slug, .title = v.title, .x = "t"});
+    for (const Variant& v : variants) init_curves.push_back({.csv = init_csv, .y = v.slug, .title = v.title, .x = "t"});
     const lab::PlotOptions po_grad{.title = "Gradient reaching each input at initialisation (T = 200)",
                                    .xlabel = "input position t (the loss is read after t = 200)",
                                    .ylabel = "||dL/dx_t||", .logy = true, .ymax = 1e15};

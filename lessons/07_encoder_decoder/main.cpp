@@ -41,15 +41,10 @@ void show_example(nn::Seq2Seq& model, const reversal::Setup& s, int L, std::uint
 
 int main(int argc, char** argv) {
   lab::Cli cli("07_encoder_decoder", "RNN encoder-decoder without attention on sequence reversal: accuracy falls with length");
-  int hidden = 0, eval_max = 0;
-  cli.app().add_option("--hidden", hidden, "hidden size H of encoder and decoder (default 64)")->check(CLI::Range(4, 1024));
-  cli.app().add_option("--eval-max", eval_max, "longest held-out length (default: the longest training length, 24)")
-      ->check(CLI::Range(5, 200));
+  reversal::SetupOptions options;
+  options.add(cli.app());
   return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
-    reversal::Setup setup = reversal::Setup::for_run(args.quick);
-    setup.steps = args.steps_or(setup.steps, setup.steps);
-    if (hidden) setup.hidden = std::size_t(hidden);
-    if (eval_max) setup.eval_max = eval_max;
+    const reversal::Setup setup = options.setup(args);
     std::cout << "Sequence reversal, lengths " << setup.min_len << ".." << setup.max_len << ", " << setup.symbols
               << " symbols; GRU encoder-decoder without attention, H = " << setup.hidden << "; " << setup.steps
               << " Adam steps of batch " << setup.batch << "\n\n";

@@ -50,6 +50,23 @@ struct Setup {
   }
 };
 
+// The options lessons 07 and 08 share: add() before parsing, then setup() for the run.
+struct SetupOptions {
+  int hidden = 0, eval_max = 0;  // 0 = the default
+  void add(CLI::App& app) {
+    app.add_option("--hidden", hidden, "hidden size H of encoder and decoder (default 64)")->check(CLI::Range(4, 1024));
+    app.add_option("--eval-max", eval_max, "longest held-out length (default: the longest training length, 24)")
+        ->check(CLI::Range(5, 200));
+  }
+  Setup setup(const lab::LessonArgs& args) const {
+    Setup s = Setup::for_run(args.quick);
+    s.steps = args.steps_or(s.steps, s.steps);
+    if (hidden) s.hidden = std::size_t(hidden);
+    if (eval_max) s.eval_max = eval_max;
+    return s;
+  }
+};
+
 struct Trained {
   std::shared_ptr<nn::Seq2Seq> model;
   double seconds = 0;      // training wall time

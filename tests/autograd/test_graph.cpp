@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "common/check_values.hpp"
 #include "ag/ag.hpp"
 
 namespace tt = boost::test_tools;
@@ -13,16 +14,6 @@ namespace tt = boost::test_tools;
 namespace {
 
 ag::Tensor leaf(double v, ag::Dtype d = ag::f32) { return ag::scalar(v, {d, true}); }
-
-// got[i] == want[i] for every i: relative tolerance, or absolute when the expected value is 0.
-void check_values(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-6) {
-  BOOST_TEST_REQUIRE(got.size() == want.size());
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    BOOST_TEST_INFO("element " << i);
-    if (want[i] == 0.0) BOOST_TEST(std::abs(got[i]) <= tol);
-    else BOOST_TEST(got[i] == want[i], tt::tolerance(tol));
-  }
-}
 
 std::size_t count_substr(const std::string& s, const std::string& what) {
   std::size_t n = 0;

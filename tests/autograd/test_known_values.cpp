@@ -6,21 +6,12 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "common/check_values.hpp"
 #include "ag/ag.hpp"
 
 namespace tt = boost::test_tools;
 
 namespace {
-
-// got[i] == want[i] for every i: relative tolerance, or absolute when the expected value is 0.
-void check_values(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-6) {
-  BOOST_TEST_REQUIRE(got.size() == want.size());
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    BOOST_TEST_INFO("element " << i);
-    if (want[i] == 0.0) BOOST_TEST(std::abs(got[i]) <= tol);
-    else BOOST_TEST(got[i] == want[i], tt::tolerance(tol));
-  }
-}
 
 void check_shape(const ag::Tensor& t, const std::string& want) { BOOST_TEST(ag::shape_str(t.shape()) == want); }
 
