@@ -16,6 +16,12 @@ using Strides = xt::svector<std::ptrdiff_t, 4>;  // in elements, one per axis
 // inputs and the backward rule; otherwise it is a plain constant and the rule is dropped.
 Tensor make_result(const char* op, Array data, std::vector<Tensor> inputs, BackwardFn backward);
 
+// C[M,N] = alpha * op(A) op(B) + beta * C for row-major A, B, C (cblas; op = transpose when ta / tb).
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, const float* B,
+          float beta, float* C);
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double alpha, const double* A, const double* B,
+          double beta, double* C);
+
 // Argument checks that throw ag::Error naming the op.
 void check_defined(const char* op, const Tensor& t);
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);

@@ -14,10 +14,10 @@
 #include "kernels/kernels.hpp"
 
 namespace ag {
+using detail::gemm;
 using detail::make_result;
 
-namespace {
-
+namespace detail {
 // C[M,N] = alpha * op(A) op(B) + beta * C for row-major A, B, C.
 void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, const float* B,
           float beta, float* C) {
@@ -29,6 +29,10 @@ void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double 
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha,
               A, ta ? int(M) : int(K), B, tb ? int(K) : int(N), beta, C, int(N));
 }
+
+}  // namespace detail
+
+namespace {
 
 // How the batch dims of a and b map onto the batch dims of c.
 struct BatchPlan {

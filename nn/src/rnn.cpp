@@ -39,6 +39,21 @@ RecurrentState recurrent_step(CellKind kind, const Tensor& xp, const RecurrentSt
   return {};
 }
 
+RecurrentState fused_step(CellKind kind, const Tensor& xp, std::size_t t, const RecurrentState& prev, const Tensor& weight_hh,
+                          const Tensor& bias_hh) {
+  switch (kind) {
+    case CellKind::tanh_rnn:
+      return {ag::rnn_cell(xp, t, prev.h, weight_hh, bias_hh), Tensor()};
+    case CellKind::lstm: {
+      const ag::LstmState s = ag::lstm_cell(xp, t, prev.h, prev.c, weight_hh, bias_hh);
+      return {s.h, s.c};
+    }
+    case CellKind::gru:
+      return {ag::gru_cell(xp, t, prev.h, weight_hh, bias_hh), Tensor()};
+  }
+  return {};
+}
+
 static RecurrentState zero_state(CellKind kind, std::size_t B, std::size_t H, ag::Dtype dt) {
   RecurrentState s{ag::zeros({B, H}, {dt}), Tensor()};
   if (kind == CellKind::lstm) s.c = ag::zeros({B, H}, {dt});
@@ -69,7 +84,7 @@ RecurrentState RecurrentCell::forward(const Tensor& x, const RecurrentState& pre
   const std::size_t B = x.shape()[0];
   RecurrentState s = prev.h.defined() ? prev : zero_state(kind_, B, hidden_, x.dtype());
   check_state(cell_name(kind_), kind_, s, B, hidden_);
-  return recurrent_step(kind_, ag::linear(x, weight_ih, bias_ih), s, weight_hh, bias_hh);
+  return fused_step(kind_, ag::linear(x, weight_ih, bias_ih), 0, s, weight_hh, bias_hh);
 }
 
 std::string RecurrentCell::describe() const {
@@ -111,7 +126,7 @@ RecurrentOutput Recurrent::forward(const Tensor& x, const std::vector<RecurrentS
     std::vector<Tensor> hs;
     hs.reserve(T);
     for (std::size_t t = 0; t < T; ++t) {
-      s = recurrent_step(kind_, ag::select(xp, 1, std::int64_t(t)), s, weight_hh[l], bias_hh[l]);
+      s = fused_step(kind_, xp, t, s, weight_hh[l], bias_hh[l]);
       hs.push_back(s.h);
     }
     out.last.push_back(s);

@@ -68,6 +68,19 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // x: [..., in], weight: [out, in] (PyTorch's layout), bias: [out] or undefined -> [..., out].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
+// ---- recurrent cells (fused: one step, with its own backward) --------------------------------
+// One step t of a cell whose input projections xp = x W_ih^T + b_ih are already computed for
+// every step: xp [B, T, G*H] (or [B, G*H] with t = 0), h_prev / c_prev [B, H], weight_hh
+// [G*H, H], bias_hh [G*H] or undefined; gate order as PyTorch (LSTM i f g o, GRU r z n).
+// The same maths as nn::recurrent_step's composition of ops, keeping only what backward needs.
+Tensor rnn_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const Tensor& weight_hh, const Tensor& bias_hh);
+struct LstmState {
+  Tensor h, c;
+};
+LstmState lstm_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const Tensor& c_prev, const Tensor& weight_hh,
+                    const Tensor& bias_hh);
+Tensor gru_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const Tensor& weight_hh, const Tensor& bias_hh);
+
 // ---- neural-network ops ------------------------------------------------------------------
 Tensor softmax(const Tensor& x, int axis = -1);
 Tensor log_softmax(const Tensor& x, int axis = -1);

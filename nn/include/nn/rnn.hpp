@@ -1,7 +1,7 @@
 #pragma once
-// Recurrent layers, built from engine ops (no hand-written backward: BPTT is the engine
-// running backward through the unrolled loop). Shape legend: B batch, T time, I input
-// features, H hidden size. Inputs are batch-first: [B, T, I].
+// Recurrent layers. BPTT is the engine running backward through the unrolled loop, one node
+// (two for the LSTM: h_t and c_t) per step. Shape legend: B batch, T time, I input features,
+// H hidden size. Inputs are batch-first: [B, T, I].
 //
 // Each step, with the input projection x_t W_ih^T + b_ih computed for all T at once:
 //   tanh RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
@@ -28,9 +28,15 @@ struct RecurrentOutput {
   std::vector<Tensor> steps;    // the top layer's h_t, t = 0..T-1 (each [B, H]; output stacks them)
 };
 
-// One step of a cell, given the input already projected: xp = x_t W_ih^T + b_ih, [B, G*H].
+// One step of a cell written with engine ops, given the input already projected: xp = x_t W_ih^T
+// + b_ih, [B, G*H]. The readable definition (lessons 04 and 06 unroll it and draw its graph).
 RecurrentState recurrent_step(CellKind kind, const Tensor& xp, const RecurrentState& prev, const Tensor& weight_hh,
                               const Tensor& bias_hh);
+
+// The same step through the engine's fused cells (ag::rnn_cell, lstm_cell, gru_cell), which keep
+// only what backward needs: what the layers below use. xp: [B, T, G*H] and the step t, or [B, G*H], t = 0.
+RecurrentState fused_step(CellKind kind, const Tensor& xp, std::size_t t, const RecurrentState& prev, const Tensor& weight_hh,
+                          const Tensor& bias_hh);
 
 // A single cell: RNNCell, LSTMCell, GRUCell (names weight_ih, weight_hh, bias_ih, bias_hh).
 class RecurrentCell : public Module {
