@@ -53,6 +53,8 @@
 #include <nlohmann/json.hpp>
 
 #include "ag/ag.hpp"
+#include "common/curves.hpp"
+#include "common/summary.hpp"
 #include "nn/nn.hpp"
 #include "nn/optim.hpp"
 
@@ -110,11 +112,13 @@ struct Trained : Config {
 
 struct TransformerLayer : Trained {
   ag::Generator gen{1};
-  nn::TransformerEncoderLayer layer{
-      nn::TransformerOptions{.d_model = 128, .num_heads = 4, .dim_feedforward = 512, .dropout = 0.0, .norm_first = false}, gen};
+  nn::TransformerEncoderLayer layer;
   Tensor x;
-  TransformerLayer() {
-    x = ag::randn({32, 128, 128}, gen);
+  explicit TransformerLayer(std::size_t B = 32, std::size_t T = 128, nn::AttentionImpl impl = nn::AttentionImpl::naive)
+      : layer(nn::TransformerOptions{.d_model = 128, .num_heads = 4, .dim_feedforward = 512, .dropout = 0.0,
+                                     .norm_first = false, .attention = impl},
+              gen) {
+    x = ag::randn({B, T, 128}, gen);
     opt = std::make_unique<nn::Adam>(layer.parameters());
   }
   void step() override {
@@ -127,8 +131,8 @@ struct RecurrentConfig : Trained {
   ag::Generator gen{2};
   nn::Recurrent rnn;
   Tensor x;
-  explicit RecurrentConfig(nn::CellKind kind) : rnn(kind, 64, 128, gen) {
-    x = ag::randn({32, 100, 64}, gen);
+  explicit RecurrentConfig(nn::CellKind kind, std::size_t T = 100) : rnn(kind, 64, 128, gen) {
+    x = ag::randn({32, T, 64}, gen);
     opt = std::make_unique<nn::Adam>(rnn.parameters());
   }
   void step() override {
@@ -190,7 +194,7 @@ struct Matmul : Config {
 };
 
 struct ConfigInfo {
-  const char* name;
+  std::string name;
   std::function<std::unique_ptr<Config>()> make;
 };
 
@@ -203,6 +207,36 @@ const std::vector<ConfigInfo>& configs() {
       {"sdpa", [] { return std::make_unique<Sdpa>(); }},
       {"matmul", [] { return std::make_unique<Matmul>(); }},
   };
+  return all;
+}
+
+// ---- cost curves (--curves): step time and peak memory against the sequence length T ---------
+// The same step (forward + backward + Adam + zero_grad) for T = 32 ... 1024:
+//   tanh_rnn           as above (batch 32), T steps
+//   transformer_naive  the transformer_layer above with batch 4 (so that T = 1024 fits easily)
+//   transformer_tiled  the same layer with AttentionImpl::tiled (ag::tiled_attention)
+// Each point runs in its own process. The fitted exponent p (cost ~ T^p) is reported over all
+// six lengths and over the three largest, where the leading term dominates.
+constexpr std::size_t kCurveLengths[] = {32, 64, 128, 256, 512, 1024};
+constexpr const char* kCurveModels[] = {"tanh_rnn", "transformer_naive", "transformer_tiled"};
+
+std::string curve_name(const std::string& model, std::size_t T) { return "curve_" + model + "_T" + std::to_string(T); }
+
+const std::vector<ConfigInfo>& curve_configs() {
+  static const std::vector<ConfigInfo> all = [] {
+    std::vector<ConfigInfo> v;
+    for (const std::string model : kCurveModels)
+      for (const std::size_t T : kCurveLengths) {
+        std::function<std::unique_ptr<Config>()> make;
+        if (model == "tanh_rnn") make = [T] { return std::make_unique<RecurrentConfig>(nn::CellKind::tanh_rnn, T); };
+        else {
+          const auto impl = model == "transformer_tiled" ? nn::AttentionImpl::tiled : nn::AttentionImpl::naive;
+          make = [T, impl] { return std::make_unique<TransformerLayer>(4, T, impl); };
+        }
+        v.push_back({curve_name(model, T), make});
+      }
+    return v;
+  }();
   return all;
 }
 
@@ -277,8 +311,11 @@ void bm_steady_state_rss(benchmark::State& st) {
 }
 
 void register_all() {
-  for (const auto& info : configs())
-    benchmark::RegisterBenchmark(info.name, [&info](benchmark::State& st) { bm_config(st, info); })
+  std::vector<const ConfigInfo*> all;
+  for (const auto& info : configs()) all.push_back(&info);
+  for (const auto& info : curve_configs()) all.push_back(&info);
+  for (const ConfigInfo* p : all)
+    benchmark::RegisterBenchmark(p->name.c_str(), [p](benchmark::State& st) { bm_config(st, *p); })
         ->Iterations(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
@@ -366,8 +403,62 @@ int run_child(const std::vector<std::string>& args) {
 }
 
 // The default: one child process per config, then one merged JSON and a summary table.
+// --curves: the CSV (T, then ms and MB per model), two log-log plots and the fitted exponents.
+void report_curves(const nlohmann::json& merged, const std::filesystem::path& out_json) {
+  const std::filesystem::path dir = out_json.empty() ? std::filesystem::path(".") : out_json.parent_path();
+  const std::filesystem::path csv = dir / "curves.csv";
+  std::vector<std::string> columns;
+  for (const std::string m : kCurveModels) columns.push_back(m + "_ms");
+  for (const std::string m : kCurveModels) columns.push_back(m + "_MB");
+  std::vector<double> Ts;
+  std::vector<std::vector<double>> ms(std::size(kCurveModels)), mb(std::size(kCurveModels));
+  {
+    lab::CurveLog log(csv, columns, "T");
+    for (const std::size_t T : kCurveLengths) {
+      Ts.push_back(double(T));
+      std::vector<double> row(columns.size(), lab::kMissing);
+      for (std::size_t m = 0; m < std::size(kCurveModels); ++m)
+        for (const auto& b : merged["benchmarks"])
+          if (b["name"] == curve_name(kCurveModels[m], T) && !(b.contains("error_occurred") && b["error_occurred"].get<bool>())) {
+            row[m] = b.value("ms_per_step", lab::kMissing);
+            row[std::size(kCurveModels) + m] = b.value("working_set_MB", lab::kMissing);
+          }
+      for (std::size_t m = 0; m < std::size(kCurveModels); ++m) ms[m].push_back(row[m]), mb[m].push_back(row[std::size(kCurveModels) + m]);
+      log.log(double(T), row);
+    }
+  }
+  const double from = Ts[Ts.size() - 3];  // the three largest lengths
+  const char* titles[] = {"tanh RNN (batch 32)", "Transformer layer, naive attention (batch 4)",
+                          "Transformer layer, tiled attention (batch 4)"};
+  lab::Table fits("Fitted exponent p in cost ~ T^p (all six lengths / the three largest)",
+                  {"model", "time p", "time p, T >= " + std::to_string(std::size_t(from)), "memory p",
+                   "memory p, T >= " + std::to_string(std::size_t(from))});
+  std::vector<lab::Series> time_series, memory_series;
+  for (std::size_t m = 0; m < std::size(kCurveModels); ++m) {
+    const double pt = lab::loglog_slope(Ts, ms[m]), pt_hi = lab::loglog_slope(Ts, ms[m], from);
+    const double pm = lab::loglog_slope(Ts, mb[m]), pm_hi = lab::loglog_slope(Ts, mb[m], from);
+    fits.row({titles[m], lab::Cell(pt, 3), lab::Cell(pt_hi, 3), lab::Cell(pm, 3), lab::Cell(pm_hi, 3)});
+    const std::string model = kCurveModels[m];
+    char legend[160];
+    std::snprintf(legend, sizeof legend, "%s: p = %.2f", titles[m], pt_hi);
+    time_series.push_back({csv, model + "_ms", legend, "T", "linespoints"});
+    std::snprintf(legend, sizeof legend, "%s: p = %.2f", titles[m], pm_hi);
+    memory_series.push_back({csv, model + "_MB", legend, "T", "linespoints"});
+  }
+  std::printf("\n");
+  fits.print();
+  fits.save_markdown(dir / "curves.md", true);
+  lab::plot(dir / "curves_time.png", time_series,
+            {.title = "One training step against sequence length (p fitted on T >= " + std::to_string(std::size_t(from)) + ")",
+             .xlabel = "sequence length T", .ylabel = "median ms per step", .logx = true, .logy = true});
+  lab::plot(dir / "curves_memory.png", memory_series,
+            {.title = "Peak working set of a training step (p fitted on T >= " + std::to_string(std::size_t(from)) + ")",
+             .xlabel = "sequence length T", .ylabel = "MB (peak RSS - RSS at start)", .logx = true, .logy = true});
+  std::printf("written: %s, curves.md, curves_time.png, curves_memory.png in %s\n", csv.filename().c_str(), dir.c_str());
+}
+
 int run_forked(const std::string& argv0, const std::vector<std::string>& passthrough, const std::string& out_path,
-               bool rss_flat) {
+               bool rss_flat, bool curves) {
   std::printf("Highway target: %s\n", ag::simd_target());
   std::printf("OpenBLAS threads: %d (OPENBLAS_NUM_THREADS=%s); load average: %s\n", openblas_get_num_threads(),
               std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset", load_string().c_str());
@@ -382,7 +473,7 @@ int run_forked(const std::string& argv0, const std::vector<std::string>& passthr
   }
   const std::filesystem::path tmp(tmpl);
   std::vector<std::string> names;
-  for (const auto& c : configs()) names.push_back(c.name);
+  for (const auto& c : curves ? curve_configs() : configs()) names.push_back(c.name);
   if (rss_flat) names.push_back("steady_state_rss");
 
   nlohmann::json merged;
@@ -450,6 +541,7 @@ int run_forked(const std::string& argv0, const std::vector<std::string>& passthr
                 b.value("steps", 0.0), b.value("rss_step100_MB", 0.0), b.value("rss_last_MB", 0.0),
                 b.value("rss_max_after100_MB", 0.0), b.value("growth_pct", 0.0));
   }
+  if (curves) report_curves(merged, out_path);
   std::printf("load average: %s at start, %s at end\n", load_start.c_str(), load_string().c_str());
   for (const auto& f : failed) std::fprintf(stderr, "bench_steps: FAILED %s\n", f.c_str());
   return failed.empty() ? 0 : 1;
@@ -465,7 +557,7 @@ bool parse_int_flag(const std::string& arg, const char* prefix, int& value) {
 
 int main(int argc, char** argv) {
   g_base_rss_mb = current_rss_mb();
-  bool child = false, in_process = false, rss_flat = false, has_filter = false;
+  bool child = false, in_process = false, rss_flat = false, has_filter = false, curves = false;
   std::string out_path;
   std::vector<std::string> bench_args = {argv[0]};  // for Google Benchmark (in-process)
   std::vector<std::string> passthrough;              // for the children (forked mode)
@@ -477,12 +569,16 @@ int main(int argc, char** argv) {
       in_process = true;
     } else if (a == "--rss-flat") {
       rss_flat = true;
+    } else if (a == "--curves") {
+      curves = true;
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: %s [--steps=N] [--warmup=N] [--rss-flat] [--rss-steps=N] [--in-process] [Google Benchmark flags]\n"
+          "usage: %s [--steps=N] [--warmup=N] [--rss-flat] [--rss-steps=N] [--curves] [--in-process] [Google Benchmark flags]\n"
           "  default: every config in its own process (peak RSS per config), merged into --benchmark_out\n"
           "  --benchmark_filter=REGEX or --in-process: run here, in this process\n"
           "  --rss-flat: also run steady_state_rss (tanh_rnn for --rss-steps steps, default 1000)\n"
+          "  --curves: instead, time and peak memory against T = 32..1024 for the tanh RNN and the Transformer\n"
+          "            layer with naive and tiled attention; curves.csv, curves.md and log-log plots beside --benchmark_out\n"
           "  set OPENBLAS_NUM_THREADS=2 in the environment (2 cores)\n",
           argv[0]);
       return 0;
@@ -499,5 +595,5 @@ int main(int argc, char** argv) {
   g_steps = std::max(g_steps, 1);
   g_warmup = std::max(g_warmup, 0);
   if (child || in_process || has_filter) return run_in_process(bench_args, child);
-  return run_forked(argv[0], passthrough, out_path, rss_flat);
+  return run_forked(argv[0], passthrough, out_path, rss_flat, curves);
 }

@@ -16,11 +16,18 @@ using Strides = xt::svector<std::ptrdiff_t, 4>;  // in elements, one per axis
 // inputs and the backward rule; otherwise it is a plain constant and the rule is dropped.
 Tensor make_result(const char* op, Array data, std::vector<Tensor> inputs, BackwardFn backward);
 
-// C[M,N] = alpha * op(A) op(B) + beta * C for row-major A, B, C (cblas; op = transpose when ta / tb).
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, const float* B,
-          float beta, float* C);
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double alpha, const double* A, const double* B,
-          double beta, double* C);
+// C[M,N] = alpha * op(A) op(B) + beta * C, row-major with leading dimensions (cblas; op =
+// transpose when ta / tb). Empty products are handled: M = 0 or N = 0 writes nothing, K = 0
+// scales C by beta (BLAS rejects a leading dimension of 0, and may not write C when K = 0).
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, std::size_t lda,
+          const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc);
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double alpha, const double* A, std::size_t lda,
+          const double* B, std::size_t ldb, double beta, double* C, std::size_t ldc);
+// The same for contiguous matrices (lda, ldb, ldc follow from the shapes).
+template <class T>
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A, const T* B, T beta, T* C) {
+  gemm(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+}
 
 // Argument checks that throw ag::Error naming the op.
 void check_defined(const char* op, const Tensor& t);

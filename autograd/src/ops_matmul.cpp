@@ -6,6 +6,7 @@
 // Where a batch element of A or B is shared by several of C (broadcast), beta = 1 makes gemm
 // add each contribution into the same block: that is the unbroadcast sum.
 #include <algorithm>
+#include <type_traits>
 
 #include <cblas.h>
 
@@ -18,18 +19,33 @@ using detail::gemm;
 using detail::make_result;
 
 namespace detail {
-// C[M,N] = alpha * op(A) op(B) + beta * C for row-major A, B, C.
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, const float* B,
-          float beta, float* C) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha,
-              A, ta ? int(M) : int(K), B, tb ? int(K) : int(N), beta, C, int(N));
-}
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double alpha, const double* A, const double* B,
-          double beta, double* C) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), alpha,
-              A, ta ? int(M) : int(K), B, tb ? int(K) : int(N), beta, C, int(N));
+// See internal.hpp.
+template <class T>
+void gemm_impl(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A, std::size_t lda,
+               const T* B, std::size_t ldb, T beta, T* C, std::size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (std::size_t i = 0; i < M; ++i) {
+      if (beta == T(0)) std::fill(C + i * ldc, C + i * ldc + N, T(0));
+      else if (beta != T(1)) kernels::mul_scalar(C + i * ldc, C + i * ldc, beta, N);
+    }
+    return;
+  }
+  const auto trans_a = ta ? CblasTrans : CblasNoTrans, trans_b = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, trans_a, trans_b, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, trans_a, trans_b, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, std::size_t lda,
+          const float* B, std::size_t ldb, float beta, float* C, std::size_t ldc) {
+  gemm_impl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double alpha, const double* A, std::size_t lda,
+          const double* B, std::size_t ldb, double beta, double* C, std::size_t ldc) {
+  gemm_impl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 }  // namespace detail
 
 namespace {

@@ -70,17 +70,6 @@ void print_matrix(const std::string& name, const ag::Tensor& m) {
   }
 }
 
-// Least-squares slope of log10(err) against log10(eps), over the points with lo <= eps <= hi.
-double loglog_slope(const std::vector<double>& eps, const std::vector<double>& err, double lo, double hi) {
-  double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0;
-  for (std::size_t i = 0; i < eps.size(); ++i) {
-    if (eps[i] < lo * (1 - 1e-9) || eps[i] > hi * (1 + 1e-9)) continue;
-    const double x = std::log10(eps[i]), y = std::log10(err[i]);
-    sx += x, sy += y, sxx += x * x, sxy += x * y, n += 1;
-  }
-  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,8 +185,8 @@ int main(int argc, char** argv) {
       return v[best];
     };
     const std::size_t m32 = argmin(e32), m64 = argmin(e64), mfw = argmin(efw);
-    const double trunc32 = loglog_slope(epss, e32, 1e-2, 1e-1), round32 = loglog_slope(epss, e32, 1e-6, 1e-3);
-    const double trunc64 = loglog_slope(epss, e64, 1e-2, 1e-1), round64 = loglog_slope(epss, e64, 1e-12, 1e-7);
+    const double trunc32 = lab::loglog_slope(epss, e32, 1e-2, 1e-1), round32 = lab::loglog_slope(epss, e32, 1e-6, 1e-3);
+    const double trunc64 = lab::loglog_slope(epss, e64, 1e-2, 1e-1), round64 = lab::loglog_slope(epss, e64, 1e-12, 1e-7);
     // slope = d log(error) / d log(eps), fitted on the truncation side (eps in [1e-2, 1e-1]) and on
     // the rounding side (float32: eps in [1e-6, 1e-3]; float64: eps in [1e-12, 1e-7]).
     lab::Table t("Where the V bottoms out (measured) and where theory puts it", {"method", "dtype", "u", "best eps",
@@ -207,8 +196,8 @@ int main(int argc, char** argv) {
     t.row({"central", "float64", lab::Cell(u64, 2), lab::Cell(epss[m64], 2), "u^(1/3)=" + lab::format_number(std::cbrt(u64), 2),
            lab::Cell(e64[m64], 2), lab::Cell(at(e64, 1e-6), 2), lab::Cell(trunc64, 3), lab::Cell(round64, 3)});
     t.row({"forward", "float64", lab::Cell(u64, 2), lab::Cell(epss[mfw], 2), "u^(1/2)=" + lab::format_number(std::sqrt(u64), 2),
-           lab::Cell(efw[mfw], 2), lab::Cell(at(efw, 1e-6), 2), lab::Cell(loglog_slope(epss, efw, 1e-2, 1e-1), 3),
-           lab::Cell(loglog_slope(epss, efw, 1e-12, 1e-9), 3)});
+           lab::Cell(efw[mfw], 2), lab::Cell(at(efw, 1e-6), 2), lab::Cell(lab::loglog_slope(epss, efw, 1e-2, 1e-1), 3),
+           lab::Cell(lab::loglog_slope(epss, efw, 1e-12, 1e-9), 3)});
     std::cout << "\n";
     t.print();
     t.save_markdown(args.path("report.md"));

@@ -206,17 +206,6 @@ std::vector<std::string> square_arrays_in_graph(const Tensor& out, std::size_t n
   return ops;
 }
 
-// Least-squares slope of log y against log x over the last `last` points: the exponent p in y ~ x^p.
-double loglog_slope(const std::vector<double>& x, const std::vector<double>& y, std::size_t last) {
-  const std::size_t from = x.size() > last ? x.size() - last : 0;
-  double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0;
-  for (std::size_t i = from; i < x.size(); ++i) {
-    const double a = std::log(x[i]), b = std::log(std::max(y[i], 1e-30));
-    sx += a, sy += b, sxx += a * a, sxy += a * b, k += 1;
-  }
-  return (k * sxy - sx * sy) / (k * sxx - sx * sx);
-}
-
 double max_abs_diff(const float* a, const float* b, std::size_t size) {
   double m = 0;
   for (std::size_t i = 0; i < size; ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
@@ -339,13 +328,15 @@ int main(int argc, char** argv) {
                           tiled_extra_bytes(std::size_t(ns[i])) / 1e6, mb(tiled_mem[i])});
     }
     const std::size_t fit = 3;  // fit exponents on the three largest sizes: small n is all overhead
-    const double p_fb = loglog_slope(ns, t_fb, fit), p_f = loglog_slope(ns, t_f, fit), p_tiled = loglog_slope(ns, t_tiled, fit);
+    const double from = ns[ns.size() > fit ? ns.size() - fit : 0];
+    const double p_fb = lab::loglog_slope(ns, t_fb, from), p_f = lab::loglog_slope(ns, t_f, from),
+                 p_tiled = lab::loglog_slope(ns, t_tiled, from);
     auto at_least_a_page = [](std::vector<double> b) {  // the counters can jitter to 0 on tiny runs
       for (double& x : b) x = std::max(x, 4096.0);
       return b;
     };
-    const double p_mem_naive = rss_measured ? loglog_slope(ns, at_least_a_page(naive_mem), fit) : 0.0;
-    const double p_mem_tiled = rss_measured ? loglog_slope(ns, at_least_a_page(tiled_mem), fit) : 0.0;
+    const double p_mem_naive = rss_measured ? lab::loglog_slope(ns, at_least_a_page(naive_mem), from) : 0.0;
+    const double p_mem_tiled = rss_measured ? lab::loglog_slope(ns, at_least_a_page(tiled_mem), from) : 0.0;
     const double worst_diff = *std::max_element(diffs.begin(), diffs.end());
 
     lab::Table table("Naive vs tiled attention (d = 64, float32, one core; time = median of reps)",

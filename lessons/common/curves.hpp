@@ -68,6 +68,11 @@ struct Series {
   std::string style = "lines";  // gnuplot style: lines, linespoints, points
 };
 
+// Least-squares slope of log y against log x over the points with lo <= x <= hi: the exponent
+// p in y ~ x^p (a straight line of slope p on a log-log plot). Non-positive y count as 1e-30.
+double loglog_slope(const std::vector<double>& x, const std::vector<double>& y, double lo = 0.0,
+                    double hi = std::numeric_limits<double>::infinity());
+
 // Series for several columns of one file: series(csv, {"rnn", "lstm"}), or for a metric-vs-T
 // table: series(csv, {"rnn", "lstm"}, "T", "linespoints").
 std::vector<Series> series(const std::filesystem::path& csv, const std::vector<std::string>& ys,

@@ -45,8 +45,9 @@ Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::
 }
 
 // ---- MultiHeadAttention -----------------------------------------------------------------------
-MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double p)
-    : d_model_(d_model), heads_(num_heads) {
+MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double p,
+                                       AttentionImpl attention_impl)
+    : impl(attention_impl), d_model_(d_model), heads_(num_heads) {
   if (num_heads == 0 || d_model % num_heads != 0)
     ag::fail("MultiHeadAttention: d_model ", d_model, " is not divisible by num_heads ", num_heads);
   // PyTorch: xavier_uniform_ on in_proj_weight (fan_in = D, fan_out = 3D), zero biases.
@@ -95,15 +96,23 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   }
   if (attn_mask.defined()) mask = mask.defined() ? ag::add(mask, attn_mask.to(mask.dtype())) : attn_mask;
   const Tensor vh = heads(v, Tk);
-  AttentionOutput a = scaled_dot_product_attention(heads(q, Tq), heads(k, Tk), vh, mask);
-  if (dropout->p() > 0 && is_training()) a.output = ag::matmul((*dropout)(a.weights), vh);  // dropout on the weights
+  const bool drop = dropout->p() > 0 && is_training();
+  AttentionOutput a;
+  if (impl == AttentionImpl::tiled) {
+    if (drop) ag::fail(describe(), ": tiled attention has no weights to drop out; use dropout 0 or AttentionImpl::naive in training");
+    a.output = ag::tiled_attention(heads(q, Tq), heads(k, Tk), vh, mask);
+  } else {
+    a = scaled_dot_product_attention(heads(q, Tq), heads(k, Tk), vh, mask);
+    if (drop) a.output = ag::matmul((*dropout)(a.weights), vh);  // dropout on the weights
+  }
   // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
   const Tensor merged = ag::reshape(ag::permute(a.output, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(D)});
   return {(*out_proj)(merged), a.weights};
 }
 
 std::string MultiHeadAttention::describe() const {
-  return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) + ")";
+  return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) +
+         (impl == AttentionImpl::tiled ? ", tiled" : "") + ")";
 }
 
 // ---- AdditiveAttention --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ std::uint64_t next_seed(ag::Generator& gen) { return std::uint64_t(gen.integer(0
 
 // ---- encoder layer --------------------------------------------------------------------------
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen) : o_(o) {
-  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout));
+  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout, o.attention));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, gen));
@@ -47,8 +47,8 @@ std::string TransformerEncoderLayer::describe() const {
 
 // ---- decoder layer --------------------------------------------------------------------------
 TransformerDecoderLayer::TransformerDecoderLayer(const TransformerOptions& o, ag::Generator& gen) : o_(o) {
-  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout));
-  multihead_attn = register_module("multihead_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout));
+  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout, o.attention));
+  multihead_attn = register_module("multihead_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout, o.attention));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, gen));

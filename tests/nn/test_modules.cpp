@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "../common/expect_error.hpp"
 #include "nn/nn.hpp"
 
 using namespace ag;
@@ -95,6 +96,24 @@ BOOST_AUTO_TEST_CASE(multi_head_attention_masks) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(multi_head_attention_tiled) {
+  Generator gen(6);
+  nn::MultiHeadAttention mha(8, 2, gen, 0.0, nn::AttentionImpl::tiled);
+  const Tensor causal = nn::causal_mask(5, f64);
+  const Tensor pad = nn::padding_mask({5, 3}, 5, f64);
+  check_module("MHA tiled, self causal+padding", mha, {input({2, 5, 8}, 13)}, [&](const auto& x) {
+    return mha(x[0], x[0], x[0], pad, causal).output;
+  });
+  check_module("MHA tiled, cross", mha, {input({2, 3, 8}, 14), input({2, 5, 8}, 15)}, [&](const auto& x) {
+    return mha(x[0], x[1], x[1]).output;
+  });
+  nn::TransformerEncoderLayer enc({.d_model = 8, .num_heads = 2, .dim_feedforward = 16, .dropout = 0.0,
+                                   .attention = nn::AttentionImpl::tiled}, gen);
+  check_module("EncoderLayer tiled", enc, {input({2, 6, 8}, 16)}, [&](const auto& x) {
+    return enc.forward(x[0], nn::causal_mask(6, f64), nn::padding_mask({6, 4}, 6, f64));
+  });
+}
+
 BOOST_AUTO_TEST_CASE(transformer_layers_pre_and_post_ln) {
   for (bool pre : {false, true}) {
     Generator gen(7);
@@ -175,6 +194,42 @@ BOOST_AUTO_TEST_CASE(causal_outputs_ignore_the_future) {
     for (std::size_t i = 0; i < (t + 1) * 8; ++i) BOOST_TEST(a[i] == b[i]);
     if (t + 1 < 6) BOOST_TEST(a[(t + 1) * 8] != b[(t + 1) * 8]);
   }
+}
+
+// The same layer, the same parameters: naive and tiled attention give the same output and the
+// same gradient for every parameter and the input.
+BOOST_AUTO_TEST_CASE(tiled_attention_equals_naive_in_a_layer) {
+  Generator gen(11);
+  nn::TransformerEncoderLayer layer({.d_model = 16, .num_heads = 4, .dim_feedforward = 32, .dropout = 0.0}, gen);
+  layer.to(f64);
+  const Tensor x = randn({3, 37, 16}, gen, {f64});  // 37: not a multiple of the 64-key tile
+  std::vector<std::vector<double>> got[2];
+  for (int tiled = 0; tiled < 2; ++tiled) {
+    layer.self_attn->impl = tiled ? nn::AttentionImpl::tiled : nn::AttentionImpl::naive;
+    layer.zero_grad();
+    const Tensor xi = x.detach().requires_grad_();
+    const Tensor y = layer.forward(xi, nn::causal_mask(37, f64), nn::padding_mask({37, 20, 5}, 37, f64));
+    ag::sum(y * y).backward();
+    got[tiled].push_back(y.to_vector());
+    got[tiled].push_back(xi.grad().to_vector());
+    for (const Tensor& p : layer.parameters()) got[tiled].push_back(p.grad().to_vector());
+  }
+  double worst = 0;
+  for (std::size_t k = 0; k < got[0].size(); ++k)
+    for (std::size_t i = 0; i < got[0][k].size(); ++i)
+      worst = std::max(worst, std::abs(got[0][k][i] - got[1][k][i]) / std::max(1.0, std::abs(got[0][k][i])));
+  BOOST_TEST_MESSAGE("tiled vs naive in an encoder layer (float64): worst relative difference " << worst);
+  BOOST_TEST(worst < 1e-12);
+  BOOST_TEST(!layer.last_attention().defined());  // tiled keeps no weights
+}
+
+BOOST_AUTO_TEST_CASE(tiled_attention_refuses_weight_dropout) {
+  Generator gen(12);
+  nn::MultiHeadAttention mha(8, 2, gen, 0.1, nn::AttentionImpl::tiled);
+  const Tensor x = randn({1, 3, 8}, gen);
+  expect_error([&] { mha(x, x, x); }, {"MultiHeadAttention(d_model=8, heads=2, tiled)", "dropout"});
+  mha.eval();
+  BOOST_TEST(mha(x, x, x).output.shape() == (Shape{1, 3, 8}));  // in eval mode dropout is off: fine
 }
 
 BOOST_AUTO_TEST_CASE(padded_source_does_not_change_the_seq2seq_output) {

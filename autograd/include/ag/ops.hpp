@@ -100,6 +100,22 @@ struct CrossEntropyOptions {
 Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o = {});
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction = Reduction::mean);
 
+// ---- attention -----------------------------------------------------------------------------
+// softmax(q k^T * scale + mask) v without ever holding the [..., Tq, Tk] matrix of weights: keys
+// are visited block by block with an online softmax (FlashAttention), forward and backward.
+// q: [..., Tq, d], k: [..., Tk, d], v: [..., Tk, dv] -> [..., Tq, dv]; the batch dims "..."
+// (e.g. [B, H]) must be equal. mask (optional, any dtype): nonzero = blocked, broadcastable to
+// [..., Tq, Tk] (e.g. key padding [B, 1, 1, Tk], or [Tq, Tk]); it gets no gradient. causal blocks
+// key j > query i. A query row with every key blocked gives output 0 and zero gradients (no NaN).
+// Saved for backward: the output and each row's log-sum-exp [..., Tq]; extra memory O(block * T).
+struct TiledAttentionOptions {
+  double scale = 0;        // 0 -> 1/sqrt(d)
+  bool causal = false;     // block key j > query i (top-left aligned when Tq != Tk)
+  std::size_t block = 64;  // queries and keys per tile
+};
+Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = Tensor(),
+                       TiledAttentionOptions o = {});
+
 // ---- operators ---------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

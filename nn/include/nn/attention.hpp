@@ -28,14 +28,24 @@ Tensor causal_mask(std::size_t T, ag::Dtype dtype = ag::f32);
 // [B, T] with 1 at padded positions t >= lengths[b].
 Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::Dtype dtype = ag::f32);
 
+// How MultiHeadAttention computes softmax(q k^T / sqrt(d) + mask) v:
+//   naive: the whole [B, H, Tq, Tk] matrix of weights, kept for backward and returned (time and
+//          memory grow as T^2; lessons read the weights)
+//   tiled: ag::tiled_attention, an online softmax over blocks of keys (FlashAttention): the same
+//          output, memory that grows as T; no weights are returned, and attention dropout is not
+//          supported (its forward fails in training mode when dropout > 0)
+enum class AttentionImpl { naive, tiled };
+
 // Multi-head attention (Vaswani et al. 2017), PyTorch's names and layout:
 // in_proj_weight [3D, D] (rows: W_q; W_k; W_v), in_proj_bias [3D], out_proj (Linear D -> D).
 //   head_i = attention(Q W_q,i, K W_k,i, V W_v,i);  output = concat(head_1..head_H) W_o^T + b_o
 class MultiHeadAttention : public Module {
  public:
-  MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double dropout = 0.0);
+  MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double dropout = 0.0,
+                     AttentionImpl impl = AttentionImpl::naive);
   // query: [B, Tq, D], key/value: [B, Tk, D]. key_padding_mask: [B, Tk]; attn_mask: [Tq, Tk]
-  // (or anything broadcasting to [B, H, Tq, Tk]). Weights returned per head: [B, H, Tq, Tk].
+  // (or anything broadcasting to [B, H, Tq, Tk]). Weights returned per head: [B, H, Tq, Tk]
+  // (undefined with AttentionImpl::tiled).
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
                           const Tensor& key_padding_mask = {}, const Tensor& attn_mask = {});
   AttentionOutput operator()(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kpm = {}, const Tensor& am = {}) {
@@ -43,6 +53,7 @@ class MultiHeadAttention : public Module {
   }
   std::string describe() const override;
   std::size_t num_heads() const { return heads_; }
+  AttentionImpl impl = AttentionImpl::naive;  // may be switched at any time: the parameters are the same
   Tensor in_proj_weight, in_proj_bias;
   std::shared_ptr<Linear> out_proj;
   std::shared_ptr<Dropout> dropout;  // on the attention weights

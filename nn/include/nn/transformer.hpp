@@ -19,6 +19,7 @@ struct TransformerOptions {
   Activation activation = Activation::relu;
   bool norm_first = false;  // false: post-LN, true: pre-LN
   double layer_norm_eps = 1e-5;
+  AttentionImpl attention = AttentionImpl::naive;  // tiled: memory linear in T, no weights kept
 };
 
 class TransformerEncoderLayer : public Module {
@@ -27,7 +28,7 @@ class TransformerEncoderLayer : public Module {
   // src: [B, S, D]; src_mask: [S, S]; src_key_padding_mask: [B, S]
   Tensor forward(const Tensor& src, const Tensor& src_mask = {}, const Tensor& src_key_padding_mask = {});
   std::string describe() const override;
-  Tensor last_attention() const { return attention_; }  // [B, H, S, S] from the last forward
+  Tensor last_attention() const { return attention_; }  // [B, H, S, S] from the last forward (naive attention only)
 
   std::shared_ptr<MultiHeadAttention> self_attn;
   std::shared_ptr<Linear> linear1, linear2;

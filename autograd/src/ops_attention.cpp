@@ -1,0 +1,270 @@
+// Tiled ("flash") attention: out = softmax(q k^T * scale + mask) v, forward and backward,
+// without ever holding the [Tq, Tk] matrix of scores or weights.
+//
+// Shape legend: "..." batch dims shared by q, k, v (e.g. [B, H]); one "slice" is one matrix of
+// each. Tq queries, Tk keys, d width of q and k, dv width of v. A tile is Bq queries x Bk keys
+// (Bq = Bk = block, fewer at the ends).
+//
+// Note [online softmax]
+// Row i of the output is o_i = sum_j p_ij v_j with p_ij = exp(s_ij - m_i) / l_i, where
+// s_ij = scale * q_i . k_j, m_i = max_j s_ij (for stability) and l_i = sum_j exp(s_ij - m_i).
+// m_i and l_i need the whole row of scores before any weight is known. The online softmax
+// (Milakov & Gimelshein 2018) keeps them as running values over blocks of keys, and rescales
+// what it has accumulated whenever the running max grows. Per slice, per block of queries I:
+//   m = -inf, l = 0, O_I = 0
+//   for each block of keys J:
+//     1) S    = scale * Q_I K_J^T                  [Bq, Bk], one gemm; blocked entries -> -inf
+//     2) m'   = max(m, rowmax S)                   the new running max of each row
+//        c    = exp(m - m')                        how much the terms summed so far shrink
+//        P    = exp(S - m')                        unnormalised weights of this tile
+//        l    = c l + rowsum P                     running sum of exponentials
+//        O_I  = c O_I + P V_J                      running unnormalised output, one gemm
+//        m    = m'
+//   3) O_I = O_I / l, and L = m + log l            L: the row's log-sum-exp
+// Saved for backward: the output O and L [..., Tq]. Nothing of size Tq x Tk: the weights are
+// recomputed tile by tile from L, exactly: p_ij = exp(s_ij - L_i).
+//
+// Backward (FlashAttention-2, Dao 2023), with dO the gradient of the output:
+//   D_i = sum_j p_ij dp_ij = sum_k dO_ik O_ik      computed once per row, from O, not from P
+//   for each tile (I, J): recompute S and P = exp(S - L), then
+//     dV_J += P^T dO_I                             gemm
+//     dP    = dO_I V_J^T                           gemm
+//     dS    = P * (dP - D)                         the softmax backward, element-wise
+//     dQ_I += scale * dS K_J                       gemm
+//     dK_J += scale * dS^T Q_I                     gemm
+// Extra memory, forward and backward: two [Bq, Bk] tiles and a few [Bq] vectors, whatever T is.
+//
+// Blocking: mask != 0 blocks an entry (mask broadcasts to [..., Tq, Tk] and is read through
+// broadcast strides); causal blocks key j > query i (top-left aligned when Tq != Tk). A row with
+// every key blocked has l = 0: its output is 0, L = -inf, and it passes no gradient (no NaN),
+// as softmax of an all -inf row gives zero weights.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ag/ops.hpp"
+#include "internal.hpp"
+#include "kernels/kernels.hpp"
+
+namespace ag {
+using detail::gemm;
+using detail::make_result;
+
+namespace {
+
+constexpr const char* kOp = "tiled_attention";
+
+// Everything the forward and the backward share: sizes, scale, and how to read the mask.
+struct Plan {
+  std::size_t slices = 0, Tq = 0, Tk = 0, d = 0, dv = 0, block = 0;
+  double scale = 1.0;
+  bool causal = false;
+  // The mask at its own shape (not broadcast), as "blocked" flags; empty when there is none.
+  std::vector<unsigned char> mask;
+  std::vector<std::ptrdiff_t> mask_offset;  // per slice: where its [Tq, Tk] view starts
+  std::ptrdiff_t mask_row = 0, mask_col = 0;  // strides along Tq and Tk (0 where broadcast)
+
+  std::size_t tile_q() const { return std::min(block, Tq); }
+  std::size_t tile_k() const { return std::min(block, Tk); }
+  // Under causality keys j > i0 + bq - 1 are blocked for every query of the block: stop there.
+  bool past_causal(std::size_t i0, std::size_t bq, std::size_t j0) const { return causal && j0 > i0 + bq - 1; }
+};
+
+// 1) of the forward (and of the backward's recomputation): the scores of tile (I, J),
+// S = scale * Q_I K_J^T as [bq, bk] with row stride bk, blocked entries set to -inf.
+template <class T>
+void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K, std::size_t i0, std::size_t bq,
+                 std::size_t j0, std::size_t bk) {
+  gemm(false, true, bq, bk, p.d, T(p.scale), Q + i0 * p.d, p.d, K + j0 * p.d, p.d, T(0), S, bk);
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  if (p.causal)
+    for (std::size_t i = 0; i < bq; ++i) {
+      const std::size_t first_blocked = i0 + i + 1;  // keys j > i are in the future
+      if (first_blocked < j0 + bk) std::fill(S + i * bk + (std::max(first_blocked, j0) - j0), S + (i + 1) * bk, kNegInf);
+    }
+  if (!p.mask.empty()) {
+    const unsigned char* m = p.mask.data() + p.mask_offset[slice];
+    for (std::size_t i = 0; i < bq; ++i) {
+      const unsigned char* mr = m + std::ptrdiff_t(i0 + i) * p.mask_row + std::ptrdiff_t(j0) * p.mask_col;
+      for (std::size_t j = 0; j < bk; ++j)
+        if (mr[std::ptrdiff_t(j) * p.mask_col]) S[i * bk + j] = kNegInf;
+    }
+  }
+}
+
+// The forward of one slice. O: [Tq, dv], zero on entry; L: [Tq].
+template <class T>
+void forward_slice(T* O, T* L, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V) {
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  const std::size_t dv = p.dv;
+  std::vector<T> S(p.tile_q() * p.tile_k()), m(p.tile_q()), l(p.tile_q());
+  for (std::size_t i0 = 0; i0 < p.Tq; i0 += p.block) {
+    const std::size_t bq = std::min(p.block, p.Tq - i0);
+    std::fill(m.begin(), m.end(), kNegInf);
+    std::fill(l.begin(), l.end(), T(0));
+    for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
+      const std::size_t bk = std::min(p.block, p.Tk - j0);
+      tile_scores(S.data(), p, slice, Q, K, i0, bq, j0, bk);  // 1)
+      for (std::size_t i = 0; i < bq; ++i) {                   // 2) the online softmax, row by row
+        T* s = S.data() + i * bk;
+        const T m_new = std::max(m[i], kernels::max(s, bk));
+        if (m_new == kNegInf) {  // every key so far blocked: nothing to add (exp(-inf - -inf) is NaN)
+          std::fill(s, s + bk, T(0));
+          continue;
+        }
+        const T c = std::exp(m[i] - m_new);  // 0 on the row's first unblocked block
+        kernels::add_scalar(s, s, -m_new, bk);
+        kernels::exp(s, s, bk);  // P; blocked entries: exp(-inf) = 0
+        l[i] = c * l[i] + kernels::sum(s, bk);
+        if (c != T(1)) kernels::mul_scalar(O + (i0 + i) * dv, O + (i0 + i) * dv, c, dv);
+        m[i] = m_new;
+      }
+      gemm(false, false, bq, dv, bk, T(1), S.data(), bk, V + j0 * dv, dv, T(1), O + i0 * dv, dv);  // O_I += P V_J
+    }
+    for (std::size_t i = 0; i < bq; ++i) {  // 3) normalise once; a fully blocked row keeps O = 0
+      if (l[i] > T(0)) kernels::mul_scalar(O + (i0 + i) * dv, O + (i0 + i) * dv, T(1) / l[i], dv);
+      L[i0 + i] = l[i] > T(0) ? m[i] + std::log(l[i]) : kNegInf;  // std::log: l > 0 here, no Log(0) trap
+    }
+  }
+}
+
+// The backward of one slice: adds into whichever of dQ, dK, dV is not null.
+template <class T>
+void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V,
+                    const T* O, const T* L, const T* dO) {
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  const std::size_t d = p.d, dv = p.dv;
+  const T scale = T(p.scale);
+  std::vector<T> P(p.tile_q() * p.tile_k()), dS(dQ || dK ? P.size() : 0), D(p.tile_q());
+  for (std::size_t i0 = 0; i0 < p.Tq; i0 += p.block) {
+    const std::size_t bq = std::min(p.block, p.Tq - i0);
+    for (std::size_t i = 0; i < bq; ++i) {  // D_i = dO_i . O_i (= sum_j p_ij dp_ij)
+      const T *g = dO + (i0 + i) * dv, *o = O + (i0 + i) * dv;
+      T acc = 0;
+      for (std::size_t t = 0; t < dv; ++t) acc += g[t] * o[t];
+      D[i] = acc;
+    }
+    for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
+      const std::size_t bk = std::min(p.block, p.Tk - j0);
+      tile_scores(P.data(), p, slice, Q, K, i0, bq, j0, bk);
+      for (std::size_t i = 0; i < bq; ++i) {  // P = exp(S - L): the exact softmax weights
+        T* s = P.data() + i * bk;
+        if (L[i0 + i] == kNegInf) {  // fully blocked row: weights 0, no gradient
+          std::fill(s, s + bk, T(0));
+          continue;
+        }
+        kernels::add_scalar(s, s, -L[i0 + i], bk);
+        kernels::exp(s, s, bk);
+      }
+      if (dV) gemm(true, false, bk, dv, bq, T(1), P.data(), bk, dO + i0 * dv, dv, T(1), dV + j0 * dv, dv);  // dV_J += P^T dO_I
+      if (!dQ && !dK) continue;
+      gemm(false, true, bq, bk, dv, T(1), dO + i0 * dv, dv, V + j0 * dv, dv, T(0), dS.data(), bk);  // dP = dO_I V_J^T
+      for (std::size_t i = 0; i < bq; ++i) {  // dS = P * (dP - D)
+        T* ds = dS.data() + i * bk;
+        kernels::add_scalar(ds, ds, -D[i], bk);
+        kernels::mul(ds, ds, P.data() + i * bk, bk);
+      }
+      if (dQ) gemm(false, false, bq, d, bk, scale, dS.data(), bk, K + j0 * d, d, T(1), dQ + i0 * d, d);  // dQ_I += scale dS K_J
+      if (dK) gemm(true, false, bk, d, bq, scale, dS.data(), bk, Q + i0 * d, d, T(1), dK + j0 * d, d);   // dK_J += scale dS^T Q_I
+    }
+  }
+}
+
+std::string shapes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " + shape_str(v.shape());
+}
+
+// Checks the arguments and works out the plan (sizes, scale, the mask as flags and strides).
+Plan make_plan(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const TiledAttentionOptions& o) {
+  detail::check_same_dtype(kOp, q, k);
+  detail::check_same_dtype(kOp, q, v);
+  const std::size_t nd = q.dim();
+  if (nd < 2 || k.dim() != nd || v.dim() != nd)
+    fail(kOp, ": ", shapes_of(q, k, v), " must all be [..., T, features] with the same number of dimensions (at least 2)");
+  const Shape batch(q.shape().begin(), q.shape().end() - 2);
+  if (Shape(k.shape().begin(), k.shape().end() - 2) != batch || Shape(v.shape().begin(), v.shape().end() - 2) != batch)
+    fail(kOp, ": ", shapes_of(q, k, v), ": the batch dimensions (all but the last two) must be equal");
+  Plan p;
+  p.Tq = q.shape()[nd - 2];
+  p.d = q.shape()[nd - 1];
+  p.Tk = k.shape()[nd - 2];
+  p.dv = v.shape()[nd - 1];
+  if (k.shape()[nd - 1] != p.d)
+    fail(kOp, ": ", shapes_of(q, k, v), ": q and k differ in width d (", p.d, " vs ", k.shape()[nd - 1], ")");
+  if (v.shape()[nd - 2] != p.Tk)
+    fail(kOp, ": ", shapes_of(q, k, v), ": k and v differ in the number of keys Tk (", p.Tk, " vs ", v.shape()[nd - 2], ")");
+  if (o.block == 0) fail(kOp, ": block must be at least 1 (", shapes_of(q, k, v), ")");
+  if (!std::isfinite(o.scale)) fail(kOp, ": scale must be finite, got ", o.scale, " (", shapes_of(q, k, v), ")");
+  p.slices = shape_numel(batch);
+  p.block = o.block;
+  p.causal = o.causal;
+  p.scale = o.scale != 0.0 ? o.scale : p.d ? 1.0 / std::sqrt(double(p.d)) : 1.0;
+  if (!mask.defined()) return p;
+
+  Shape scores = batch;  // [..., Tq, Tk]: what the mask must broadcast to, without growing it
+  scores.push_back(p.Tq);
+  scores.push_back(p.Tk);
+  const Shape& ms = mask.shape();
+  bool fits = ms.size() <= scores.size();
+  for (std::size_t i = 0; fits && i < ms.size(); ++i) {
+    const std::size_t want = scores[scores.size() - ms.size() + i];
+    fits = ms[i] == want || ms[i] == 1;
+  }
+  if (!fits)
+    fail(kOp, ": mask ", shape_str(ms), " does not broadcast to the scores ", shape_str(scores), " (", shapes_of(q, k, v), ")");
+  p.mask.resize(mask.numel());
+  dispatch(mask.dtype(), [&](auto t) {  // any dtype: nonzero = blocked
+    using M = decltype(t);
+    const M* src = mask.array().ptr<M>();
+    for (std::size_t i = 0; i < p.mask.size(); ++i) p.mask[i] = src[i] != M(0);
+  });
+  const detail::Strides st = detail::broadcast_strides(ms, scores);
+  p.mask_row = st[nd - 2];
+  p.mask_col = st[nd - 1];
+  const detail::Strides batch_st(st.begin(), st.end() - 2), slice_st = detail::contiguous_strides(batch);
+  p.mask_offset.resize(p.slices);
+  detail::for_each_row<2>(batch, {&slice_st, &batch_st}, [&](auto off, std::size_t len, auto inner) {
+    for (std::size_t j = 0; j < len; ++j) p.mask_offset[std::size_t(off[0]) + j] = off[1] + std::ptrdiff_t(j) * inner[1];
+  });
+  return p;
+}
+
+}  // namespace
+
+Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, TiledAttentionOptions o) {
+  Plan p = make_plan(q, k, v, mask, o);
+  Shape out_shape = q.shape();
+  out_shape.back() = p.dv;
+  Array out(q.dtype(), out_shape);  // zero-filled: the tiles add into it
+  Array lse = Array::empty(q.dtype(), Shape(q.shape().begin(), q.shape().end() - 1));  // L: [..., Tq]
+  dispatch(q.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T *Q = q.array().ptr<T>(), *K = k.array().ptr<T>(), *V = v.array().ptr<T>();
+    for (std::size_t b = 0; b < p.slices; ++b)
+      forward_slice(out.ptr<T>() + b * p.Tq * p.dv, lse.ptr<T>() + b * p.Tq, p, b, Q + b * p.Tq * p.d, K + b * p.Tk * p.d,
+                    V + b * p.Tk * p.dv);
+  });
+  // Saved for backward: L (lse) here, O as the node's own data, q, k, v as its inputs.
+  return make_result(kOp, std::move(out), {q, k, v}, [p = std::move(p), lse = std::move(lse)](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      // The tiles add into the gradients (beta = 1), so a new slot must start at zero, which
+      // input_grad<T>(i) does; it returns null for an input that needs no gradient. (q, k, v
+      // may be one tensor: then the three share one slot, and adding is still right.)
+      auto* gq = self.input_grad<T>(0);
+      auto* gk = self.input_grad<T>(1);
+      auto* gv = self.input_grad<T>(2);
+      const T *Q = self.inputs[0]->data.ptr<T>(), *K = self.inputs[1]->data.ptr<T>(), *V = self.inputs[2]->data.ptr<T>();
+      const std::size_t sq = p.Tq * p.d, sk = p.Tk * p.d, sv = p.Tk * p.dv, so = p.Tq * p.dv;
+      for (std::size_t b = 0; b < p.slices; ++b)
+        backward_slice(gq ? gq->data() + b * sq : nullptr, gk ? gk->data() + b * sk : nullptr,
+                       gv ? gv->data() + b * sv : nullptr, p, b, Q + b * sq, K + b * sk, V + b * sv,
+                       self.data.ptr<T>() + b * so, lse.ptr<T>() + b * p.Tq, self.grad->ptr<T>() + b * so);
+    });
+  });
+}
+
+}  // namespace ag

@@ -1,0 +1,270 @@
+// ag::tiled_attention: float64 gradient checks on awkward sizes (T not a multiple of the block,
+// Tq != Tk, batch dims, causal, masks), agreement with the composed attention
+// softmax(matmul(q * scale, k^T) masked with -inf) v in both dtypes and for several block sizes,
+// fully blocked rows (output 0, zero gradients, no NaN), and argument errors.
+//
+// Shape legend: B batch, H heads, Tq queries, Tk keys, d width of q and k, dv width of v.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include "ag/ag.hpp"
+#include "common/expect_error.hpp"
+
+using namespace ag;
+
+namespace {
+
+// The sizes of one attention problem: q [batch..., Tq, d], k [batch..., Tk, d], v [batch..., Tk, dv].
+struct Sizes {
+  Shape batch;
+  std::size_t Tq, Tk, d, dv;
+  Shape with(std::size_t rows, std::size_t cols) const {
+    Shape s = batch;
+    s.push_back(rows);
+    s.push_back(cols);
+    return s;
+  }
+  Shape q() const { return with(Tq, d); }
+  Shape k() const { return with(Tk, d); }
+  Shape v() const { return with(Tk, dv); }
+};
+
+Tensor uniform(const Shape& shape, Dtype dt, Generator& gen) { return (rand(shape, gen, {dt}) * 2.0 - 1.0).detach(); }
+
+// [Tq, Tk]: 1 (blocked) where key j > query i.
+Tensor causal_mask(std::size_t Tq, std::size_t Tk) {
+  Tensor m = zeros({Tq, Tk}, {f64});
+  for (std::size_t i = 0; i < Tq; ++i)
+    for (std::size_t j = i + 1; j < Tk; ++j) m.data<double>()(i, j) = 1.0;
+  return m;
+}
+
+// Key padding [B, 1, 1, Tk] (for q of shape [B, H, Tq, d]): batch element b keeps its first lengths[b] keys.
+Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t Tk) {
+  Tensor m = zeros({lengths.size(), 1, 1, Tk}, {f32});  // a float32 mask on float64 data is fine too
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    for (std::size_t j = lengths[b]; j < Tk; ++j) m.data<float>()(b, 0, 0, j) = 1.0f;
+  return m;
+}
+
+// 0/1 values, about a third ones.
+Tensor random_mask(const Shape& s, std::uint64_t seed) {
+  Generator g(seed);
+  Tensor m = rand(s, g, {f64});
+  for (auto& x : m.data<double>()) x = x < 1.0 / 3.0 ? 1.0 : 0.0;
+  return m;
+}
+
+// The reference: attention composed of existing ops, holding the whole [..., Tq, Tk] matrix.
+Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, TiledAttentionOptions o) {
+  const double scale = o.scale != 0 ? o.scale : 1.0 / std::sqrt(double(q.shape().back()));
+  const double inf = std::numeric_limits<double>::infinity();
+  Tensor s = matmul(q * scale, transpose(k, -2, -1));
+  if (o.causal) s = masked_fill(s, causal_mask(q.size(-2), k.size(-2)), -inf);
+  if (mask.defined()) s = masked_fill(s, mask, -inf);
+  return matmul(softmax(s, -1), v);
+}
+
+// max |got - want| / max |want| over all elements (0 when both are all zero).
+double rel_diff(const Tensor& got, const Tensor& want) {
+  const auto g = got.to_vector(), w = want.to_vector();
+  BOOST_TEST_REQUIRE(g.size() == w.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) num = std::max(num, std::abs(g[i] - w[i])), den = std::max(den, std::abs(w[i]));
+  return den > 0 ? num / den : num;
+}
+
+bool all_finite(const Tensor& t) {
+  for (double x : t.to_vector())
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+void gradcheck_case(const std::string& what, const Sizes& s, const Tensor& mask, TiledAttentionOptions o) {
+  Generator gen(std::hash<std::string>{}(what) & 0xffffffffu);
+  const std::vector<Tensor> xs{uniform(s.q(), f64, gen), uniform(s.k(), f64, gen), uniform(s.v(), f64, gen)};
+  const GradcheckResult r =
+      gradcheck([&](const std::vector<Tensor>& x) { return ag::tiled_attention(x[0], x[1], x[2], mask, o); }, xs);
+  BOOST_TEST_MESSAGE("gradcheck " << what << " q " << shape_str(s.q()) << " k " << shape_str(s.k()) << " v "
+                                  << shape_str(s.v()) << " block " << o.block << ": max rel error " << r.max_rel_error
+                                  << ", max abs " << r.max_abs_error);
+  BOOST_TEST(r.ok, what << ": " << r.report);
+  BOOST_TEST(r.elements_checked == shape_numel(s.q()) + shape_numel(s.k()) + shape_numel(s.v()));
+}
+
+// Forward and the three gradients of tiled_attention against naive_attention.
+void compare_with_naive(const std::string& what, const Sizes& s, Dtype dt, const Tensor& mask, TiledAttentionOptions o) {
+  Generator gen(std::hash<std::string>{}(what) & 0xffffffffu);
+  const Tensor q0 = uniform(s.q(), dt, gen), k0 = uniform(s.k(), dt, gen), v0 = uniform(s.v(), dt, gen);
+  const Tensor dout = uniform(s.with(s.Tq, s.dv), dt, gen);
+  Tensor grads[2][3];
+  Tensor outs[2];
+  for (int tiled = 0; tiled < 2; ++tiled) {
+    // fresh leaves with the same values for each version
+    Tensor q = Tensor::from(q0.array(), true), k = Tensor::from(k0.array(), true), v = Tensor::from(v0.array(), true);
+    outs[tiled] = tiled ? ag::tiled_attention(q, k, v, mask, o) : naive_attention(q, k, v, mask, o);
+    outs[tiled].backward(dout);
+    grads[tiled][0] = q.grad(), grads[tiled][1] = k.grad(), grads[tiled][2] = v.grad();
+  }
+  const double tol = dt == f64 ? 1e-12 : 1e-5;
+  const double e[4] = {rel_diff(outs[1], outs[0]), rel_diff(grads[1][0], grads[0][0]), rel_diff(grads[1][1], grads[0][1]),
+                       rel_diff(grads[1][2], grads[0][2])};
+  BOOST_TEST_MESSAGE("naive vs tiled " << what << " " << dt << " block " << o.block << ": out " << e[0] << ", dq " << e[1]
+                                       << ", dk " << e[2] << ", dv " << e[3]);
+  const char* names[4] = {"out", "dq", "dk", "dv"};
+  for (int i = 0; i < 4; ++i) {
+    BOOST_TEST(e[i] <= tol, what << " " << dt << " block " << o.block << ": " << names[i] << " differs by " << e[i]);
+  }
+  BOOST_TEST(shape_str(outs[1].shape()) == shape_str(s.with(s.Tq, s.dv)));
+}
+
+const Sizes kAwkward{{2, 3}, 7, 13, 5, 4};  // Tq != Tk, neither a multiple of the block 4
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(tiled_attention)
+
+BOOST_AUTO_TEST_CASE(gradcheck_plain_and_causal) {
+  gradcheck_case("plain", kAwkward, Tensor(), {.block = 4});
+  gradcheck_case("plain block 1", {{2}, 5, 6, 3, 2}, Tensor(), {.block = 1});
+  gradcheck_case("plain block >= T", {{2}, 7, 13, 5, 4}, Tensor(), {.block = 64});
+  gradcheck_case("no batch dims", {{}, 13, 7, 4, 6}, Tensor(), {.block = 4});
+  gradcheck_case("explicit scale", kAwkward, Tensor(), {.scale = 0.7, .block = 3});
+  gradcheck_case("causal", {{2, 3}, 13, 13, 5, 4}, Tensor(), {.causal = true, .block = 4});
+  gradcheck_case("causal Tq > Tk", {{2, 3}, 13, 7, 5, 4}, Tensor(), {.causal = true, .block = 4});
+  gradcheck_case("causal Tq < Tk", kAwkward, Tensor(), {.causal = true, .block = 4});
+}
+
+BOOST_AUTO_TEST_CASE(gradcheck_masks) {
+  gradcheck_case("padding [B,1,1,Tk]", kAwkward, padding_mask({13, 9}, 13), {.block = 4});
+  gradcheck_case("padding + causal", {{2, 3}, 13, 13, 5, 4}, padding_mask({10, 7}, 13), {.causal = true, .block = 4});
+  gradcheck_case("[Tq,Tk] mask", kAwkward, random_mask({7, 13}, 5), {.block = 4});
+  gradcheck_case("[B,H,Tq,Tk] mask", kAwkward, random_mask({2, 3, 7, 13}, 6), {.block = 4});
+  gradcheck_case("[H,1,Tk] mask", kAwkward, random_mask({3, 1, 13}, 7), {.block = 5});
+}
+
+BOOST_AUTO_TEST_CASE(matches_naive_attention) {
+  struct Masked {
+    std::string name;
+    Tensor mask;
+    bool causal;
+  };
+  const std::vector<Masked> masks = {{"none", Tensor(), false},
+                                     {"causal", Tensor(), true},
+                                     {"padding", padding_mask({13, 9}, 13), false},
+                                     {"[Tq,Tk]", random_mask({7, 13}, 11), false},
+                                     {"causal+padding", padding_mask({5, 11}, 13), true}};
+  for (Dtype dt : {f32, f64})
+    for (std::size_t block : {1, 3, 4, 8, 64})
+      for (const auto& m : masks) compare_with_naive("awkward " + m.name, kAwkward, dt, m.mask, {.causal = m.causal, .block = block});
+  // Longer rows and wider heads: more terms in every sum, several tiles each way.
+  for (Dtype dt : {f32, f64})
+    for (std::size_t block : {16, 32, 100}) {
+      compare_with_naive("long", {{2, 2}, 70, 90, 16, 24}, dt, Tensor(), {.block = block});
+      compare_with_naive("long causal", {{2, 2}, 90, 90, 16, 24}, dt, Tensor(), {.causal = true, .block = block});
+    }
+}
+
+BOOST_AUTO_TEST_CASE(self_attention_one_tensor_for_q_k_v) {
+  // q = k = v: the three gradients land in one slot and must add up.
+  Generator gen(3);
+  const Tensor x0 = uniform({2, 9, 6}, f64, gen), dout = uniform({2, 9, 6}, f64, gen);
+  Tensor a = Tensor::from(x0.array(), true), b = Tensor::from(x0.array(), true);
+  ag::tiled_attention(a, a, a, Tensor(), {.causal = true, .block = 4}).backward(dout);
+  naive_attention(b, b, b, Tensor(), {.causal = true}).backward(dout);
+  BOOST_TEST(rel_diff(a.grad(), b.grad()) <= 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(only_needed_gradients) {
+  Generator gen(4);
+  Tensor q = uniform({2, 5, 3}, f32, gen).requires_grad_(), k = uniform({2, 6, 3}, f32, gen), v = uniform({2, 6, 4}, f32, gen);
+  sum(ag::tiled_attention(q, k, v)).backward();
+  BOOST_TEST(q.has_grad());
+  BOOST_TEST(!k.has_grad());
+  BOOST_TEST(!v.has_grad());
+  Tensor v2 = v.detach().requires_grad_();
+  sum(ag::tiled_attention(q.detach(), k, v2)).backward();
+  BOOST_TEST(v2.has_grad());
+  // No input needs a gradient: a constant, with no graph behind it.
+  const Tensor c = ag::tiled_attention(q.detach(), k, v);
+  BOOST_TEST(!c.requires_grad());
+}
+
+BOOST_AUTO_TEST_CASE(fully_blocked_rows_give_zero_output_and_gradients) {
+  Generator gen(5);
+  const Sizes s{{2, 3}, 7, 13, 5, 4};
+  // Query row 2 of every slice blocked by a [Tq, Tk] mask; every key of batch element 1 padded.
+  Tensor row_mask = random_mask({7, 13}, 8);
+  for (std::size_t j = 0; j < 13; ++j) row_mask.data<double>()(2, j) = 1.0;
+  struct Case {
+    std::string name;
+    Tensor mask;
+    std::vector<std::size_t> blocked_rows;  // flat indices (slice * Tq + row) of blocked rows
+  };
+  std::vector<Case> cases{{"[Tq,Tk] row", row_mask, {}}, {"padding all keys", padding_mask({13, 0}, 13), {}}};
+  for (std::size_t slice = 0; slice < 6; ++slice) cases[0].blocked_rows.push_back(slice * 7 + 2);
+  for (std::size_t slice = 3; slice < 6; ++slice)
+    for (std::size_t i = 0; i < 7; ++i) cases[1].blocked_rows.push_back(slice * 7 + i);
+  for (Dtype dt : {f32, f64})
+    for (const auto& c : cases) {
+      Tensor q = uniform(s.q(), dt, gen).requires_grad_(), k = uniform(s.k(), dt, gen).requires_grad_(),
+             v = uniform(s.v(), dt, gen).requires_grad_();
+      const Tensor out = ag::tiled_attention(q, k, v, c.mask, {.block = 4});
+      out.backward(uniform(out.shape(), dt, gen));
+      BOOST_TEST(all_finite(out));
+      BOOST_TEST(all_finite(q.grad()));
+      BOOST_TEST(all_finite(k.grad()));
+      BOOST_TEST(all_finite(v.grad()));
+      const auto o = out.to_vector(), gq = q.grad().to_vector();
+      for (std::size_t r : c.blocked_rows) {
+        for (std::size_t t = 0; t < s.dv; ++t) BOOST_TEST(o[r * s.dv + t] == 0.0, c.name << " output row " << r);
+        for (std::size_t t = 0; t < s.d; ++t) BOOST_TEST(gq[r * s.d + t] == 0.0, c.name << " dq row " << r);
+      }
+      if (c.name == "padding all keys") {  // keys and values of the fully padded batch element get nothing
+        const auto gk = k.grad().to_vector(), gv = v.grad().to_vector();
+        for (std::size_t i = shape_numel(s.k()) / 2; i < gk.size(); ++i) BOOST_TEST(gk[i] == 0.0);
+        for (std::size_t i = shape_numel(s.v()) / 2; i < gv.size(); ++i) BOOST_TEST(gv[i] == 0.0);
+      }
+    }
+  // The rest of the rows still match the composed attention (which gives the same zeros), and
+  // the gradients still pass the check.
+  compare_with_naive("fully blocked row", s, f64, row_mask, {.block = 4});
+  compare_with_naive("fully padded batch", s, f64, padding_mask({13, 0}, 13), {.block = 4});
+  gradcheck_case("fully blocked row", s, row_mask, {.block = 4});
+  // No keys at all: every row is blocked.
+  Tensor q = uniform({2, 5, 4}, f64, gen).requires_grad_();
+  Tensor k = zeros({2, 0, 4}, {f64, true}), v = zeros({2, 0, 3}, {f64, true});
+  const Tensor out = ag::tiled_attention(q, k, v);
+  BOOST_TEST(shape_str(out.shape()) == "[2,5,3]");
+  sum(out).backward();
+  for (double x : out.to_vector()) BOOST_TEST(x == 0.0);
+  for (double x : q.grad().to_vector()) BOOST_TEST(x == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
+  const auto t = [](const Shape& s, Dtype dt = f32) { return zeros(s, {dt}); };
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 3}), t({2, 7, 4})); },
+               {"tiled_attention", "[2,5,4]", "[2,7,3]", "d (4 vs 3)"});
+  expect_error([&] { ag::tiled_attention(t({2, 3, 5, 4}), t({2, 4, 7, 4}), t({2, 4, 7, 4})); },
+               {"tiled_attention", "[2,3,5,4]", "[2,4,7,4]", "batch"});
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 4}), t({2, 6, 4})); },
+               {"tiled_attention", "[2,7,4]", "[2,6,4]", "Tk (7 vs 6)"});
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 4}), t({2, 7, 4}), t({5, 6})); },
+               {"tiled_attention", "mask [5,6]", "[2,5,7]"});
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 4}), t({2, 7, 4}), t({3, 5, 7})); },
+               {"tiled_attention", "mask [3,5,7]", "[2,5,7]"});
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 4}), t({2, 7, 4}), Tensor(), {.block = 0}); },
+               {"tiled_attention", "block", "[2,5,4]"});
+  expect_error([&] { ag::tiled_attention(t({5, 4}), t({2, 7, 4}), t({2, 7, 4})); }, {"tiled_attention", "[5,4]", "[2,7,4]"});
+  expect_error([&] { ag::tiled_attention(t({4}), t({4}), t({4})); }, {"tiled_attention", "[4]"});
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 4}, f64), t({2, 7, 4})); },
+               {"tiled_attention", "[2,5,4]", "[2,7,4]", "dtypes"});
+  expect_error([&] { ag::tiled_attention(t({2, 5, 4}), Tensor(), t({2, 7, 4})); }, {"tiled_attention", "undefined"});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
