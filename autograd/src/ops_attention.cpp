@@ -55,8 +55,6 @@ using detail::make_result;
 
 namespace {
 
-constexpr const char* kOp = "tiled_attention";
-
 // Everything the forward and the backward share: sizes, scale, and how to read the mask.
 struct Plan {
   std::size_t slices = 0, Tq = 0, Tk = 0, d = 0, dv = 0, block = 0;
@@ -174,30 +172,33 @@ void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const
 }
 
 std::string shapes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
-  return "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + ", v " + shape_str(v.shape());
+  return "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + (v.defined() ? ", v " + shape_str(v.shape()) : "");
 }
 
 // Checks the arguments and works out the plan (sizes, scale, the mask as flags and strides).
-Plan make_plan(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const TiledAttentionOptions& o) {
-  detail::check_same_dtype(kOp, q, k);
-  detail::check_same_dtype(kOp, q, v);
+// v may be undefined (attention_weights): then dv = 0 and only q, k, mask are checked.
+Plan make_plan(const char* op, const Tensor& q, const Tensor& k, const Tensor& v_in, const Tensor& mask,
+               const TiledAttentionOptions& o) {
+  const Tensor& v = v_in.defined() ? v_in : k;  // k stands in for v in the checks below
+  detail::check_same_dtype(op, q, k);
+  detail::check_same_dtype(op, q, v);
   const std::size_t nd = q.dim();
   if (nd < 2 || k.dim() != nd || v.dim() != nd)
-    fail(kOp, ": ", shapes_of(q, k, v), " must all be [..., T, features] with the same number of dimensions (at least 2)");
+    fail(op, ": ", shapes_of(q, k, v_in), " must all be [..., T, features] with the same number of dimensions (at least 2)");
   const Shape batch(q.shape().begin(), q.shape().end() - 2);
   if (Shape(k.shape().begin(), k.shape().end() - 2) != batch || Shape(v.shape().begin(), v.shape().end() - 2) != batch)
-    fail(kOp, ": ", shapes_of(q, k, v), ": the batch dimensions (all but the last two) must be equal");
+    fail(op, ": ", shapes_of(q, k, v_in), ": the batch dimensions (all but the last two) must be equal");
   Plan p;
   p.Tq = q.shape()[nd - 2];
   p.d = q.shape()[nd - 1];
   p.Tk = k.shape()[nd - 2];
-  p.dv = v.shape()[nd - 1];
+  p.dv = v_in.defined() ? v.shape()[nd - 1] : 0;
   if (k.shape()[nd - 1] != p.d)
-    fail(kOp, ": ", shapes_of(q, k, v), ": q and k differ in width d (", p.d, " vs ", k.shape()[nd - 1], ")");
+    fail(op, ": ", shapes_of(q, k, v_in), ": q and k differ in width d (", p.d, " vs ", k.shape()[nd - 1], ")");
   if (v.shape()[nd - 2] != p.Tk)
-    fail(kOp, ": ", shapes_of(q, k, v), ": k and v differ in the number of keys Tk (", p.Tk, " vs ", v.shape()[nd - 2], ")");
-  if (o.block == 0) fail(kOp, ": block must be at least 1 (", shapes_of(q, k, v), ")");
-  if (!std::isfinite(o.scale)) fail(kOp, ": scale must be finite, got ", o.scale, " (", shapes_of(q, k, v), ")");
+    fail(op, ": ", shapes_of(q, k, v_in), ": k and v differ in the number of keys Tk (", p.Tk, " vs ", v.shape()[nd - 2], ")");
+  if (o.block == 0) fail(op, ": block must be at least 1 (", shapes_of(q, k, v_in), ")");
+  if (!std::isfinite(o.scale)) fail(op, ": scale must be finite, got ", o.scale, " (", shapes_of(q, k, v_in), ")");
   p.slices = shape_numel(batch);
   p.block = o.block;
   p.causal = o.causal;
@@ -214,7 +215,7 @@ Plan make_plan(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
     fits = ms[i] == want || ms[i] == 1;
   }
   if (!fits)
-    fail(kOp, ": mask ", shape_str(ms), " does not broadcast to the scores ", shape_str(scores), " (", shapes_of(q, k, v), ")");
+    fail(op, ": mask ", shape_str(ms), " does not broadcast to the scores ", shape_str(scores), " (", shapes_of(q, k, v_in), ")");
   p.mask.resize(mask.numel());
   dispatch(mask.dtype(), [&](auto t) {  // any dtype: nonzero = blocked
     using M = decltype(t);
@@ -235,7 +236,7 @@ Plan make_plan(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
 }  // namespace
 
 Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, TiledAttentionOptions o) {
-  Plan p = make_plan(q, k, v, mask, o);
+  Plan p = make_plan("tiled_attention", q, k, v, mask, o);
   Shape out_shape = q.shape();
   out_shape.back() = p.dv;
   Array out(q.dtype(), out_shape);  // zero-filled: the tiles add into it
@@ -248,7 +249,7 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
                     V + b * p.Tk * p.dv);
   });
   // Saved for backward: L (lse) here, O as the node's own data, q, k, v as its inputs.
-  return make_result(kOp, std::move(out), {q, k, v}, [p = std::move(p), lse = std::move(lse)](Node& self) {
+  return make_result("tiled_attention", std::move(out), {q, k, v}, [p = std::move(p), lse = std::move(lse)](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       // The tiles add into the gradients (beta = 1), so a new slot must start at zero, which
@@ -263,6 +264,46 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
         backward_slice(gq ? gq->data() + b * sq : nullptr, gk ? gk->data() + b * sk : nullptr,
                        gv ? gv->data() + b * sv : nullptr, p, b, Q + b * sq, K + b * sk, V + b * sv,
                        self.data.ptr<T>() + b * so, lse.ptr<T>() + b * p.Tq, self.grad->ptr<T>() + b * so);
+    });
+  });
+}
+
+// The weights in one op: each slice's scores are written straight into the output and turned
+// into weights in place, so no [..., Tq, Tk] array of scores is kept. Backward, per slice, with
+// W the weights and dW their gradient:
+//   dS  = W * (dW - rowsum(dW * W))     the softmax backward, into one [Tq, Tk] scratch
+//   dQ += scale * dS K,   dK += scale * dS^T Q
+Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, double scale) {
+  Plan p = make_plan("attention_weights", q, k, Tensor(), mask, {.scale = scale});
+  p.block = std::max<std::size_t>(p.Tk, 1);  // one tile holds a whole row of keys
+  Shape out_shape = q.shape();
+  out_shape.back() = p.Tk;
+  Array w = Array::empty(q.dtype(), out_shape);
+  const std::size_t sq = p.Tq * p.d, sk = p.Tk * p.d, sw = p.Tq * p.Tk;
+  dispatch(q.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const T *Q = q.array().ptr<T>(), *K = k.array().ptr<T>();
+    for (std::size_t b = 0; b < p.slices; ++b) {
+      T* W = w.ptr<T>() + b * sw;
+      tile_scores(W, p, b, Q + b * sq, K + b * sk, 0, p.Tq, 0, p.Tk);
+      kernels::softmax_rows(W, W, p.Tq, p.Tk);  // in place; a fully blocked row gets zeros
+    }
+  });
+  return make_result("attention_weights", std::move(w), {q, k}, [p = std::move(p), sq, sk, sw](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      auto* gq = self.input_grad<T>(0);
+      auto* gk = self.input_grad<T>(1);
+      if (!gq && !gk) return;
+      const T *Q = self.inputs[0]->data.ptr<T>(), *K = self.inputs[1]->data.ptr<T>();
+      const T scale = T(p.scale);
+      std::vector<T> dS(sw);
+      for (std::size_t b = 0; b < p.slices; ++b) {
+        std::fill(dS.begin(), dS.end(), T(0));  // the kernel adds into it
+        kernels::softmax_backward_rows(dS.data(), self.data.ptr<T>() + b * sw, self.grad->ptr<T>() + b * sw, p.Tq, p.Tk);
+        if (gq) gemm(false, false, p.Tq, p.d, p.Tk, scale, dS.data(), K + b * sk, T(1), gq->data() + b * sq);
+        if (gk) gemm(true, false, p.Tk, p.d, p.Tq, scale, dS.data(), Q + b * sq, T(1), gk->data() + b * sk);
+      }
     });
   });
 }

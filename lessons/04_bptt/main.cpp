@@ -48,7 +48,10 @@ ag::Tensor forward_unrolled(const RecallRNN& m, const ag::Tensor& x, std::vector
   nn::RecurrentState s{ag::zeros({B, H}, {x.dtype()}), ag::Tensor()};  // h_0 = 0
   if (hs) hs->push_back(s.h);
   for (std::size_t t = 0; t < T; ++t) {
-    s = m.cell(ag::select(x, 1, std::int64_t(t)), s);  // x_t: [B, V] -> h_t: [B, H]
+    // x_t: [B, V] -> h_t: [B, H], with the cell written as engine ops (nn::recurrent_step), so
+    // that the graph shows every op; m.cell(x_t, s) runs the fused cell, one node per step.
+    const ag::Tensor xp = ag::linear(ag::select(x, 1, std::int64_t(t)), m.cell.weight_ih, m.cell.bias_ih);
+    s = nn::recurrent_step(nn::CellKind::tanh_rnn, xp, s, m.cell.weight_hh, m.cell.bias_hh);
     if (hs) hs->push_back(s.h);
   }
   return m.readout(s.h);

@@ -11,14 +11,31 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
       k.shape()[k.dim() - 2] != v.shape()[v.dim() - 2])
     ag::fail("scaled_dot_product_attention: q ", ag::shape_str(q.shape()), ", k ", ag::shape_str(k.shape()), ", v ",
              ag::shape_str(v.shape()), " should be [..., Tq, d], [..., Tk, d], [..., Tk, dv]");
-  const double s = scale > 0 ? scale : 1.0 / std::sqrt(double(q.shape().back()));
-  // 1) scores = q k^T / sqrt(d): [..., Tq, Tk]. Scaling q ([..., Tq, d]) rather than the scores
-  //    ([..., Tq, Tk], far bigger) gives the same numbers for fewer passes over memory.
-  Tensor scores = ag::matmul(q * s, ag::transpose(k, -2, -1));
-  // 2) blocked positions -> -inf, so softmax gives them exactly 0
-  if (mask.defined()) scores = ag::masked_fill(scores, mask, -std::numeric_limits<double>::infinity());
-  // 3) weights over the keys, 4) the weighted sum of the values
-  Tensor weights = ag::softmax(scores, -1);
+  // The batch dims of q and k may broadcast against each other (as in matmul); the fused op
+  // wants them equal, so a smaller one is expanded (q and k are [..., T, d]: small next to the weights).
+  const ag::Shape qb(q.shape().begin(), q.shape().end() - 2), kb(k.shape().begin(), k.shape().end() - 2);
+  Tensor qe = q, ke = k;
+  if (qb != kb) {
+    ag::Shape batch(std::max(qb.size(), kb.size()), 1);
+    for (std::size_t i = 1; i <= batch.size(); ++i) {
+      const std::size_t a = i <= qb.size() ? qb[qb.size() - i] : 1, b = i <= kb.size() ? kb[kb.size() - i] : 1;
+      if (a != b && a != 1 && b != 1)
+        ag::fail("scaled_dot_product_attention: the batch dims of q ", ag::shape_str(q.shape()), " and k ",
+                 ag::shape_str(k.shape()), " do not broadcast");
+      batch[batch.size() - i] = std::max(a, b);
+    }
+    auto expand = [&](const Tensor& t) {
+      ag::Shape s = batch;
+      s.push_back(t.shape()[t.dim() - 2]);
+      s.push_back(t.shape().back());
+      return t.shape() == s ? t : ag::expand(t, s);
+    };
+    qe = expand(q), ke = expand(k);
+  }
+  // 1) scores = q k^T * scale, 2) blocked positions -> -inf (exactly 0 weight), 3) softmax over
+  // the keys: one op, ag::attention_weights, which keeps the weights but not the scores.
+  const Tensor weights = ag::attention_weights(qe, ke, mask, scale > 0 ? scale : 0.0);
+  // 4) the weighted sum of the values
   return {ag::matmul(weights, v), weights};
 }
 

@@ -101,6 +101,13 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction = Reduction::mean);
 
 // ---- attention -----------------------------------------------------------------------------
+// softmax(q k^T * scale + mask) over the keys, in one op: the attention weights [..., Tq, Tk].
+// The same as softmax(masked_fill(matmul(q * scale, transpose(k)), mask, -inf)) without keeping
+// the scores (only the weights, which backward needs); its backward works one [Tq, Tk] slice at
+// a time. q: [..., Tq, d], k: [..., Tk, d] with equal batch dims; mask as for tiled_attention
+// below; scale 0 -> 1/sqrt(d). A row with every key blocked gets zero weights.
+Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask = Tensor(), double scale = 0);
+
 // softmax(q k^T * scale + mask) v without ever holding the [..., Tq, Tk] matrix of weights: keys
 // are visited block by block with an online softmax (FlashAttention), forward and backward.
 // q: [..., Tq, d], k: [..., Tk, d], v: [..., Tk, dv] -> [..., Tq, dv]; the batch dims "..."

@@ -47,7 +47,7 @@ template <class T> void acc_div(T* dst, const T* a, const T* b, std::size_t n); 
 // reductions (max of nothing is -inf, sum of nothing is 0)
 template <class T> T sum(const T* x, std::size_t n);
 template <class T> T max(const T* x, std::size_t n);
-// row-wise over [rows, cols]; a row that is all -inf gives all-zero softmax weights
+// row-wise over [rows, cols] (y may be x); a row that is all -inf gives all-zero softmax weights
 template <class T> void softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols);
 template <class T> void log_softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols);
 // dx += y * (dy - sum(dy * y))

@@ -1,3 +1,8 @@
+// The two attention ops of the engine.
+//
+// ag::attention_weights (softmax of masked scores in one op): float64 gradient checks, agreement
+// with softmax(masked_fill(matmul(q * scale, k^T))) forward and backward, errors.
+//
 // ag::tiled_attention: float64 gradient checks on awkward sizes (T not a multiple of the block,
 // Tq != Tk, batch dims, causal, masks), agreement with the composed attention
 // softmax(matmul(q * scale, k^T) masked with -inf) v in both dtypes and for several block sizes,
@@ -265,6 +270,72 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 4}, f64), t({2, 7, 4})); },
                {"tiled_attention", "[2,5,4]", "[2,7,4]", "dtypes"});
   expect_error([&] { ag::tiled_attention(t({2, 5, 4}), Tensor(), t({2, 7, 4})); }, {"tiled_attention", "undefined"});
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- attention_weights -----------------------------------------------------------------------
+
+namespace {
+
+// The composed reference: softmax(masked_fill(matmul(q * scale, k^T), mask, -inf)).
+Tensor naive_weights(const Tensor& q, const Tensor& k, const Tensor& mask, double scale) {
+  const double s = scale != 0 ? scale : 1.0 / std::sqrt(double(q.shape().back()));
+  Tensor scores = matmul(q * s, transpose(k, -2, -1));
+  if (mask.defined()) scores = masked_fill(scores, mask, -std::numeric_limits<double>::infinity());
+  return softmax(scores, -1);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(attention_weights)
+
+BOOST_AUTO_TEST_CASE(gradcheck_with_masks) {
+  const Sizes s = kAwkward;
+  const std::vector<std::pair<std::string, Tensor>> masks = {{"none", Tensor()},
+                                                             {"causal [Tq,Tk]", causal_mask(7, 13)},
+                                                             {"padding [B,1,1,Tk]", padding_mask({13, 9}, 13)},
+                                                             {"[B,H,Tq,Tk]", random_mask({2, 3, 7, 13}, 6)}};
+  for (const auto& [name, mask] : masks)
+    for (double scale : {0.0, 1.0}) {
+      Generator gen(std::hash<std::string>{}(name) & 0xffffffffu);
+      const std::vector<Tensor> xs{uniform(s.q(), f64, gen), uniform(s.k(), f64, gen)};
+      const GradcheckResult r = gradcheck(
+          [&, &mask = mask](const std::vector<Tensor>& x) { return ag::attention_weights(x[0], x[1], mask, scale); }, xs);
+      BOOST_TEST_MESSAGE("gradcheck attention_weights, mask " << name << ", scale " << scale << ": max rel error "
+                                                              << r.max_rel_error);
+      BOOST_TEST(r.ok, name << ": " << r.report);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(matches_the_composed_ops) {
+  for (Dtype dt : {f32, f64})
+    for (const Tensor& mask : {Tensor(), causal_mask(7, 13), padding_mask({13, 0}, 13)}) {  // incl. fully padded rows
+      Generator gen(21);
+      const Tensor q0 = uniform(kAwkward.q(), dt, gen), k0 = uniform(kAwkward.k(), dt, gen);
+      const Tensor dw = uniform(kAwkward.with(7, 13), dt, gen);
+      Tensor w[2], gq[2], gk[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        Tensor q = Tensor::from(q0.array(), true), k = Tensor::from(k0.array(), true);
+        w[fused] = fused ? ag::attention_weights(q, k, mask) : naive_weights(q, k, mask, 0.0);
+        w[fused].backward(dw);
+        gq[fused] = q.grad(), gk[fused] = k.grad();
+      }
+      const double tol = dt == f64 ? 1e-13 : 1e-5;
+      const double e[3] = {rel_diff(w[1], w[0]), rel_diff(gq[1], gq[0]), rel_diff(gk[1], gk[0])};
+      BOOST_TEST_MESSAGE("attention_weights vs composed, " << dt << ": w " << e[0] << ", dq " << e[1] << ", dk " << e[2]);
+      for (double x : e) BOOST_TEST(x <= tol);
+      BOOST_TEST(all_finite(w[1]));
+      BOOST_TEST(all_finite(gq[1]));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
+  const auto t = [](const Shape& s, Dtype dt = f32) { return zeros(s, {dt}); };
+  expect_error([&] { ag::attention_weights(t({2, 5, 4}), t({2, 7, 3})); }, {"attention_weights", "[2,5,4]", "[2,7,3]", "d (4 vs 3)"});
+  expect_error([&] { ag::attention_weights(t({2, 5, 4}), t({3, 7, 4})); }, {"attention_weights", "batch"});
+  expect_error([&] { ag::attention_weights(t({2, 5, 4}), t({2, 7, 4}), t({5, 6})); }, {"attention_weights", "mask [5,6]", "[2,5,7]"});
+  expect_error([&] { ag::attention_weights(t({2, 5, 4}), t({2, 7, 4}, f64)); }, {"attention_weights", "dtypes"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
