@@ -211,13 +211,15 @@ const std::vector<ConfigInfo>& configs() {
 }
 
 // ---- cost curves (--curves): step time and peak memory against the sequence length T ---------
-// The same step (forward + backward + Adam + zero_grad) for T = 32 ... 1024:
+// The same step (forward + backward + Adam + zero_grad) for T = 32 ... 4096:
 //   tanh_rnn           as above (batch 32), T steps
 //   transformer_naive  the transformer_layer above with batch 4 (so that T = 1024 fits easily)
 //   transformer_tiled  the same layer with AttentionImpl::tiled (ag::tiled_attention)
-// Each point runs in its own process. The fitted exponent p (cost ~ T^p) is reported over all
-// six lengths and over the three largest, where the leading term dominates.
-constexpr std::size_t kCurveLengths[] = {32, 64, 128, 256, 512, 1024};
+// Each point runs in its own process, 2 warm-up + 10 timed steps unless --steps / --warmup say
+// otherwise. The fitted exponent p (cost ~ T^p) is reported over all lengths and over the three
+// largest. Why go past 1024: the layer's projections and FFN cost ~24 D^2 T flops, its attention
+// ~4 D T^2, so attention leads only once T > 6 D = 768; below that the layer looks linear.
+constexpr std::size_t kCurveLengths[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
 constexpr const char* kCurveModels[] = {"tanh_rnn", "transformer_naive", "transformer_tiled"};
 
 std::string curve_name(const std::string& model, std::size_t T) { return "curve_" + model + "_T" + std::to_string(T); }
@@ -427,10 +429,19 @@ void report_curves(const nlohmann::json& merged, const std::filesystem::path& ou
       log.log(double(T), row);
     }
   }
-  const double from = Ts[Ts.size() - 3];  // the three largest lengths
+  // Dashed guides of slope 1 and 2, through the last point of a curve, to read the slopes against.
+  const std::filesystem::path guides = dir / "curves_guides.csv";
+  {
+    const double Tn = Ts.back();
+    lab::CurveLog log(guides, {"time_T1", "time_T2", "memory_T1", "memory_T2"}, "T");
+    for (const double T : Ts)
+      log.log(T, {ms[0].back() * T / Tn, ms[1].back() * (T / Tn) * (T / Tn), mb[2].back() * T / Tn,
+                  mb[1].back() * (T / Tn) * (T / Tn)});
+  }
+  const double from = Ts[Ts.size() - 3];  // the three largest lengths: the leading term shows
   const char* titles[] = {"tanh RNN (batch 32)", "Transformer layer, naive attention (batch 4)",
                           "Transformer layer, tiled attention (batch 4)"};
-  lab::Table fits("Fitted exponent p in cost ~ T^p (all six lengths / the three largest)",
+  lab::Table fits("Fitted exponent p in cost ~ T^p (all lengths / the three largest)",
                   {"model", "time p", "time p, T >= " + std::to_string(std::size_t(from)), "memory p",
                    "memory p, T >= " + std::to_string(std::size_t(from))});
   std::vector<lab::Series> time_series, memory_series;
@@ -445,16 +456,22 @@ void report_curves(const nlohmann::json& merged, const std::filesystem::path& ou
     std::snprintf(legend, sizeof legend, "%s: p = %.2f", titles[m], pm_hi);
     memory_series.push_back({csv, model + "_MB", legend, "T", "linespoints"});
   }
+  time_series.push_back({guides, "time_T1", "slope 1 (through the RNN)", "T", "lines dt 3 lc rgb 'gray50'"});
+  time_series.push_back({guides, "time_T2", "slope 2 (through naive)", "T", "lines dt 2 lc rgb 'gray30'"});
+  memory_series.push_back({guides, "memory_T1", "slope 1 (through tiled)", "T", "lines dt 3 lc rgb 'gray50'"});
+  memory_series.push_back({guides, "memory_T2", "slope 2 (through naive)", "T", "lines dt 2 lc rgb 'gray30'"});
   std::printf("\n");
   fits.print();
   fits.save_markdown(dir / "curves.md", true);
   lab::plot(dir / "curves_time.png", time_series,
             {.title = "One training step against sequence length (p fitted on T >= " + std::to_string(std::size_t(from)) + ")",
-             .xlabel = "sequence length T", .ylabel = "median ms per step", .logx = true, .logy = true});
+             .xlabel = "sequence length T", .ylabel = "median ms per step", .logx = true, .logy = true,
+             .key = "top left Left reverse"});
   lab::plot(dir / "curves_memory.png", memory_series,
             {.title = "Peak working set of a training step (p fitted on T >= " + std::to_string(std::size_t(from)) + ")",
-             .xlabel = "sequence length T", .ylabel = "MB (peak RSS - RSS at start)", .logx = true, .logy = true});
-  std::printf("written: %s, curves.md, curves_time.png, curves_memory.png in %s\n", csv.filename().c_str(), dir.c_str());
+             .xlabel = "sequence length T", .ylabel = "MB (peak RSS - RSS at start)", .logx = true, .logy = true,
+             .key = "top left Left reverse"});
+  std::printf("written: curves.csv, curves_guides.csv, curves.md, curves_time.png, curves_memory.png in %s\n", dir.c_str());
 }
 
 int run_forked(const std::string& argv0, const std::vector<std::string>& passthrough, const std::string& out_path,
@@ -482,7 +499,8 @@ int run_forked(const std::string& argv0, const std::vector<std::string>& passthr
   for (const auto& name : names) {
     const std::string json_path = (tmp / (name + ".json")).string();
     std::vector<std::string> args = {argv0, "--child", "--benchmark_filter=^" + name + "/",
-                                     "--benchmark_out=" + json_path, "--benchmark_out_format=json"};
+                                     "--benchmark_out=" + json_path, "--benchmark_out_format=json",
+                                     "--steps=" + std::to_string(g_steps), "--warmup=" + std::to_string(g_warmup)};
     args.insert(args.end(), passthrough.begin(), passthrough.end());
     const int rc = run_child(args);
     std::ifstream in(json_path);
@@ -557,7 +575,7 @@ bool parse_int_flag(const std::string& arg, const char* prefix, int& value) {
 
 int main(int argc, char** argv) {
   g_base_rss_mb = current_rss_mb();
-  bool child = false, in_process = false, rss_flat = false, has_filter = false, curves = false;
+  bool child = false, in_process = false, rss_flat = false, has_filter = false, curves = false, steps_given = false;
   std::string out_path;
   std::vector<std::string> bench_args = {argv[0]};  // for Google Benchmark (in-process)
   std::vector<std::string> passthrough;              // for the children (forked mode)
@@ -577,13 +595,14 @@ int main(int argc, char** argv) {
           "  default: every config in its own process (peak RSS per config), merged into --benchmark_out\n"
           "  --benchmark_filter=REGEX or --in-process: run here, in this process\n"
           "  --rss-flat: also run steady_state_rss (tanh_rnn for --rss-steps steps, default 1000)\n"
-          "  --curves: instead, time and peak memory against T = 32..1024 for the tanh RNN and the Transformer\n"
+          "  --curves: instead, time and peak memory against T = 32..4096 for the tanh RNN and the Transformer\n"
           "            layer with naive and tiled attention; curves.csv, curves.md and log-log plots beside --benchmark_out\n"
           "  set OPENBLAS_NUM_THREADS=2 in the environment (2 cores)\n",
           argv[0]);
       return 0;
     } else if (parse_int_flag(a, "--steps=", g_steps) || parse_int_flag(a, "--warmup=", g_warmup) ||
                parse_int_flag(a, "--rss-steps=", g_rss_steps)) {
+      steps_given = steps_given || !starts_with(a, "--rss-steps=");
       passthrough.push_back(a);
     } else {
       bench_args.push_back(a);
@@ -592,6 +611,7 @@ int main(int argc, char** argv) {
       else if (!starts_with(a, "--benchmark_out_format=")) passthrough.push_back(a);
     }
   }
+  if (curves && !steps_given) g_steps = 10, g_warmup = 2;  // 24 points, the largest of them slow
   g_steps = std::max(g_steps, 1);
   g_warmup = std::max(g_warmup, 0);
   if (child || in_process || has_filter) return run_in_process(bench_args, child);

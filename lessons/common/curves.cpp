@@ -281,7 +281,7 @@ std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, 
   if (!o.title.empty()) g << "set title " << q(o.title) << "\n";
   if (!o.xlabel.empty()) g << "set xlabel " << q(o.xlabel) << "\n";
   if (!o.ylabel.empty()) g << "set ylabel " << q(o.ylabel) << "\n";
-  g << "set key top right\n";
+  g << "set key " << o.key << "\n";
   if (o.logx) g << "set logscale x\n";
   if (o.logy) g << "set logscale y\n";
   if (auto r = range(o.xmin, o.xmax); !r.empty()) g << "set xrange " << r << "\n";

@@ -87,6 +87,7 @@ struct PlotOptions {
   double ymin = kMissing, ymax = kMissing;  // NaN = automatic
   double xmin = kMissing, xmax = kMissing;
   std::vector<std::pair<double, std::string>> hlines{};  // dashed reference lines: {y, legend}
+  std::string key = "top right";                        // where the legend goes (gnuplot "set key ...")
   int width = 800, height = 500;                       // pixels (PNG and SVG)
 };
 
