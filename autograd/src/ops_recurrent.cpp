@@ -189,7 +189,7 @@ LstmState lstm_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const
         }
       if (auto* gc = self.input_grad<T>(kCell))
         for (std::size_t b = 0; b < B; ++b)
-          for (std::size_t j = 0; j < H; ++j) (*gc).data()[b * H + j] += dc[b * H + j] * a[b * 4 * H + H + j];
+          for (std::size_t j = 0; j < H; ++j) gc->data()[b * H + j] += dc[b * H + j] * a[b * 4 * H + H + j];  // dc_{t-1} = dc f
       StepGrad<T> route{self, s};
       route.to_input(dp, 0, 3 * H);
       route.to_hidden(dp, 0, 3 * H);
