@@ -344,6 +344,21 @@ BOOST_AUTO_TEST_CASE(float32_and_float64_both_work) {
   }
 }
 
+// ag/array_config.hpp: data and gradients start on a 64-byte boundary, whatever their size.
+BOOST_AUTO_TEST_CASE(arrays_are_cache_line_aligned) {
+  auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % ag::kArrayAlignment == 0; };
+  ag::Generator gen(1);
+  for (std::size_t n : {1, 3, 17, 1000, 1 << 20}) {
+    ag::Tensor x = ag::randn({n}, gen, {.requires_grad = true});
+    ag::Tensor y = ag::tanh(x) * 2.0;
+    ag::sum(y).backward();
+    BOOST_TEST(aligned(x.data<float>().data()), "data of " << n);
+    BOOST_TEST(aligned(y.data<float>().data()), "op output of " << n);
+    BOOST_TEST(aligned(x.grad_array()->ptr<float>()), "gradient of " << n);
+    BOOST_TEST(aligned(ag::zeros({n, 3}, {ag::f64}).data<double>().data()), "float64 of " << n);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(anomaly)

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ag/array_config.hpp"  // first: the allocator of every xtensor container (the build also forces it)
 #include <xtensor/xarray.hpp>
 
 #include "ag/error.hpp"
