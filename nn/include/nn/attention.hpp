@@ -33,7 +33,9 @@ Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::
 //          memory grow as T^2; lessons read the weights)
 //   tiled: ag::tiled_attention, an online softmax over blocks of keys (FlashAttention): the same
 //          output, memory that grows as T; no weights are returned, and attention dropout is not
-//          supported (its forward fails in training mode when dropout > 0)
+//          supported (its forward fails in training mode when dropout > 0). Masks are read at their
+//          own shape; given both, MultiHeadAttention adds the key padding mask and attn_mask into
+//          one [B, 1, Tq, Tk] mask first: T^2 again, one byte per entry kept for backward.
 enum class AttentionImpl { naive, tiled };
 
 // Multi-head attention (Vaswani et al. 2017), PyTorch's names and layout:
