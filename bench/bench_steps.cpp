@@ -11,6 +11,7 @@
 //   sdpa               nn::scaled_dot_product_attention forward + backward only (no optimizer) on
 //                      q, k, v [32, 4, 256, 32] requiring grad; loss = sum(output); grads dropped
 //   matmul             ag::matmul forward (NoGrad), 1024 x 1024 by 1024 x 1024; "GFLOP/s" counter
+//   curve_*            (only with --curves, instead of the above) cost against T: see "cost curves"
 //   steady_state_rss   (only with --rss-flat) 1,000 tanh_rnn steps; RSS from /proc/self/statm
 //                      after step 100 and after step 1000, and the growth in % (target: < 5%)
 //
@@ -213,7 +214,7 @@ const std::vector<ConfigInfo>& configs() {
 // ---- cost curves (--curves): step time and peak memory against the sequence length T ---------
 // The same step (forward + backward + Adam + zero_grad) for T = 32 ... 4096:
 //   tanh_rnn           as above (batch 32), T steps
-//   transformer_naive  the transformer_layer above with batch 4 (so that T = 1024 fits easily)
+//   transformer_naive  the transformer_layer above with batch 4 (at T = 4096 its step peaks at 2.4 GB)
 //   transformer_tiled  the same layer with AttentionImpl::tiled (ag::tiled_attention)
 // Each point runs in its own process, 2 warm-up + 10 timed steps unless --steps / --warmup say
 // otherwise. The fitted exponent p (cost ~ T^p) is reported over all lengths and over the three
@@ -404,7 +405,6 @@ int run_child(const std::vector<std::string>& args) {
   return -1;
 }
 
-// The default: one child process per config, then one merged JSON and a summary table.
 // --curves: the CSV (T, then ms and MB per model), two log-log plots and the fitted exponents.
 void report_curves(const nlohmann::json& merged, const std::filesystem::path& out_json) {
   const std::filesystem::path dir = out_json.empty() ? std::filesystem::path(".") : out_json.parent_path();
@@ -474,6 +474,7 @@ void report_curves(const nlohmann::json& merged, const std::filesystem::path& ou
   std::printf("written: curves.csv, curves_guides.csv, curves.md, curves_time.png, curves_memory.png in %s\n", dir.c_str());
 }
 
+// The default: one child process per config, then one merged JSON and a summary table.
 int run_forked(const std::string& argv0, const std::vector<std::string>& passthrough, const std::string& out_path,
                bool rss_flat, bool curves) {
   std::printf("Highway target: %s\n", ag::simd_target());
