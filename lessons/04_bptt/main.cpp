@@ -59,16 +59,7 @@ ag::Tensor forward_unrolled(const RecallRNN& m, const ag::Tensor& x, std::vector
 
 // The most likely class of each row of logits [B, V], compared with the targets.
 double accuracy(const ag::Tensor& logits, const ag::Indices& targets) {
-  const std::size_t B = logits.size(0), C = logits.size(1);
-  const std::vector<double> v = logits.to_vector();
-  std::size_t right = 0;
-  for (std::size_t b = 0; b < B; ++b) {
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < C; ++c)
-      if (v[b * C + c] > v[b * C + best]) best = c;
-    right += std::int64_t(best) == targets.values[b];
-  }
-  return double(right) / double(B);
+  return double(lab::count_correct(logits, targets)) / double(targets.size());
 }
 
 // The graph behind `root`: every node reachable through Node::inputs, found with an explicit

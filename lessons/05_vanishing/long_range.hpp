@@ -106,16 +106,7 @@ struct RunResult {
 // one_hot: [N, T, 8], targets: N ids.
 inline double recall_accuracy(lab::SequenceModel& model, const ag::Tensor& one_hot, const ag::Indices& targets) {
   ag::NoGrad no_graph;
-  const std::vector<double> logits = model(one_hot).to_vector();  // [N, V]
-  const std::size_t V = 8, N = targets.size();
-  std::size_t right = 0;
-  for (std::size_t n = 0; n < N; ++n) {
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < V; ++c)
-      if (logits[n * V + c] > logits[n * V + best]) best = c;
-    right += std::int64_t(best) == targets.values[n];
-  }
-  return double(right) / double(N);
+  return double(lab::count_correct(model(one_hot), targets)) / double(targets.size());
 }
 
 // Held-out metric of a model on its task's fixed evaluation set (1000 sequences by default): MSE for the

@@ -93,14 +93,7 @@ double evaluate(lab::SequenceModel& model, Task task, const Data& data) {
       total += ag::mse_loss(out, b.y, ag::Reduction::sum).item();
       continue;
     }
-    const auto v = out.to_vector();
-    const std::size_t C = out.shape()[1];
-    for (std::size_t r = 0; r < hi - lo; ++r) {
-      std::size_t best = 0;
-      for (std::size_t c = 1; c < C; ++c)
-        if (v[r * C + c] > v[r * C + best]) best = c;
-      total += std::int64_t(best) == b.labels.values[r] ? 1.0 : 0.0;
-    }
+    total += double(lab::count_correct(out, b.labels));
   }
   model.train();
   return total / double(n);

@@ -311,4 +311,19 @@ Seq2SeqBatch DateTask::sample(ag::Generator& gen, int count) const {
   return encode(ex);
 }
 
+std::size_t count_correct(const ag::Tensor& logits, const ag::Indices& targets) {
+  if (logits.dim() != 2 || logits.size(0) != targets.size())
+    ag::fail("count_correct: logits ", ag::shape_str(logits.shape()), " should be [N, classes] for ", targets.size(), " targets");
+  const std::size_t N = logits.size(0), C = logits.size(1);
+  const std::vector<double> v = logits.to_vector();
+  std::size_t right = 0;
+  for (std::size_t n = 0; n < N; ++n) {
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < C; ++c)
+      if (v[n * C + c] > v[n * C + best]) best = c;
+    right += std::int64_t(best) == targets.values[n];
+  }
+  return right;
+}
+
 }  // namespace lab

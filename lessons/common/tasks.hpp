@@ -244,4 +244,11 @@ class DateTask {
   Seq2SeqBatch eval_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// Scoring classification
+
+// How many rows of logits [N, C] have their largest entry (the first one, on ties) at the
+// target class: the numerator of the accuracy.
+std::size_t count_correct(const ag::Tensor& logits, const ag::Indices& targets);
+
 }  // namespace lab

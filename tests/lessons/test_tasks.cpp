@@ -394,4 +394,12 @@ BOOST_AUTO_TEST_CASE(seq2seq_batch_from_ids) {
   BOOST_CHECK_THROW(lab::make_seq2seq_batch({{3}}, {}), ag::Error);
 }
 
+BOOST_AUTO_TEST_CASE(count_correct_takes_the_first_largest_logit) {
+  // rows: class 2 largest; a tie between 0 and 1 (the first wins); class 1 largest
+  const ag::Tensor logits = ag::tensor({0.1, 0.2, 0.9, 0.5, 0.5, 0.0, -1.0, 3.0, 2.0}, {3, 3});
+  BOOST_TEST(lab::count_correct(logits, ag::Indices({2, 0, 1})) == 3u);
+  BOOST_TEST(lab::count_correct(logits, ag::Indices({2, 1, 0})) == 1u);
+  BOOST_CHECK_THROW(lab::count_correct(logits, ag::Indices({2, 0})), ag::Error);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
