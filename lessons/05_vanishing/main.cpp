@@ -14,7 +14,7 @@
 #include <limits>
 #include <sstream>
 
-#include "05_vanishing/long_range.hpp"
+#include "common/long_range.hpp"
 
 using long_range::Task;
 

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <iostream>
 
-#include "05_vanishing/long_range.hpp"
+#include "common/long_range.hpp"
 
 using long_range::Task;
 

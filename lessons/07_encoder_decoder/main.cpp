@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "07_encoder_decoder/reversal_experiment.hpp"
+#include "common/reversal_experiment.hpp"
 
 namespace {
 

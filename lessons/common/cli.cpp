@@ -15,14 +15,24 @@ namespace lab {
 Cli::Cli(std::string name, std::string description)
     : name_(std::move(name)), app_(std::move(description), "lesson_" + name_), out_("runs/" + name_) {
   args_.name = name_;
+  app_.option_defaults()->always_capture_default();  // --help shows every option's default
   app_.add_flag("--quick", args_.quick, "run in seconds: smaller models, fewer steps (smoke tests use it)");
   app_.add_option("--seed", args_.seed, "seed of every random generator in the run")->capture_default_str();
   app_.add_option("--out", out_, "output directory for CSV, PNG, SVG and report.md (created)")->capture_default_str();
-  app_.add_option("--steps", args_.steps, "training steps (>= 0); 0 = the lesson's default")->capture_default_str();
+  steps_ = app_.add_option("--steps", args_.steps, "training steps (>= 0); 0 = the lesson's default");
   app_.add_flag("--detect-anomaly", args_.detect_anomaly, "check for NaN/Inf during backward");
   app_.failure_message([](const CLI::App*, const CLI::Error& e) {
     return "error: " + std::string(e.what()) + "\nRun with --help to see the options.\n";
   });
+}
+
+void Cli::steps_help(const std::string& description) {
+  if (steps_) steps_->description(description + "; 0 = the default");
+}
+
+void Cli::no_steps() {
+  if (steps_) app_.remove_option(steps_);
+  steps_ = nullptr;
 }
 
 ParseOutcome Cli::try_parse(int argc, const char* const* argv) {

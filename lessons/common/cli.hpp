@@ -4,7 +4,8 @@
 //   --quick            run in seconds (the smoke tests use it)
 //   --seed N           the seed of every generator in the run (default 0)
 //   --out DIR          where CSV, PNG, SVG and report.md go (default runs/NN_topic/, created)
-//   --steps N          training steps; 0 = the lesson's default
+//   --steps N          training steps; 0 = the lesson's default (a lesson says what it counts with
+//                      steps_help(), or refuses the flag with no_steps())
 //   --detect-anomaly   backward() stops at the first NaN/Inf gradient and names the op (ag::DetectAnomaly)
 //   --help
 //
@@ -63,6 +64,10 @@ class Cli {
   Cli(std::string name, std::string description);
 
   CLI::App& app() { return app_; }  // add lesson-specific options here, before parsing
+  // What --steps means in this lesson, for --help: cli.steps_help("training steps per run (800; --quick 60)").
+  void steps_help(const std::string& description);
+  // For a lesson that trains nothing: --steps is refused as an unknown option instead of ignored.
+  void no_steps();
 
   // Parses and creates the output directory. On --help prints the help and exits 0; on a bad
   // value prints the message and exits 2 (std::exit: call it before the lesson owns resources).
@@ -75,6 +80,7 @@ class Cli {
   CLI::App app_;
   LessonArgs args_;
   std::string out_;
+  CLI::Option* steps_ = nullptr;
 };
 
 // Runs body and returns its exit status; an ag::Error, CLI::Error or other std::exception

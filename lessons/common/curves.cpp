@@ -264,7 +264,9 @@ void write_file(const fs::path& p, const std::string& text) {
 const char* kFont = "font 'Sans,11'";
 
 // The axes, labels and `plot` command of a line plot, for a script that runs in `dir`.
-std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, const fs::path& dir) {
+// `key` overrides o.key (the terminal puts the legend below the plot, where no curve can overwrite it).
+std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, const fs::path& dir,
+                           const std::string& key = "") {
   if (ss.empty()) ag::fail("plot: no series to draw");
   for (const auto& s : ss) {
     const auto names = csv_header(s.csv);
@@ -281,7 +283,7 @@ std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, 
   if (!o.title.empty()) g << "set title " << q(o.title) << "\n";
   if (!o.xlabel.empty()) g << "set xlabel " << q(o.xlabel) << "\n";
   if (!o.ylabel.empty()) g << "set ylabel " << q(o.ylabel) << "\n";
-  g << "set key " << o.key << "\n";
+  g << "set key " << (key.empty() ? o.key : key) << "\n";
   if (o.logx) g << "set logscale x\n";
   if (o.logy) g << "set logscale y\n";
   if (auto r = range(o.xmin, o.xmax); !r.empty()) g << "set xrange " << r << "\n";
@@ -291,8 +293,9 @@ std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, 
   for (const auto& s : ss) {
     if (!first) g << ", \\\n     ";
     first = false;
-    g << q(rel(s.csv, dir)) << " using \"" << s.x << "\":\"" << s.y << "\" with " << s.style << " lw 2 title "
-      << q(s.title.empty() ? s.y : s.title);
+    g << q(rel(s.csv, dir)) << " using \"" << s.x << "\":\"" << s.y << "\" with " << s.style << " lw " << number(s.width);
+    if (s.dash > 0) g << " dt " << s.dash;
+    g << " title " << q(s.title.empty() ? s.y : s.title);
   }
   for (const auto& [y, label] : o.hlines)
     g << ", \\\n     " << number(y) << " with lines dt 2 lw 1.5 lc rgb '#555555' title " << q(label);
@@ -357,7 +360,7 @@ bool plot_terminal(const std::vector<Series>& ss, const PlotOptions& o, std::ost
   const fs::path script = fs::temp_directory_path() / ("attnlab_plot_" + std::to_string(::getpid()) + "_" +
                                                        std::to_string(counter++) + ".gp");
   std::string text = "set terminal dumb size " + std::to_string(cols) + "," + std::to_string(rows) + " noenhanced\n";
-  text += line_plot_body(ss, o, fs::path());
+  text += line_plot_body(ss, o, fs::path(), "outside below");
   write_file(script, text);
   std::string drawing;
   const bool ok = run_script(script, &drawing);

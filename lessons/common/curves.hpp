@@ -66,6 +66,8 @@ struct Series {
   std::string title{};          // legend entry; empty = the column name
   std::string x = "step";     // column name
   std::string style = "lines";  // gnuplot style: lines, linespoints, points
+  double width = 2;             // line width (PNG/SVG); draw a curve that may hide another one wider
+  int dash = 0;                 // gnuplot dash type (0 = solid, 2 = dashes, 3 = dots, ...)
 };
 
 // Least-squares slope of log y against log x over the points with lo <= x <= hi: the exponent
@@ -95,7 +97,8 @@ struct PlotOptions {
 // Throws ag::Error only for a caller's mistake: no series, or a column missing from its CSV.
 bool plot(const std::filesystem::path& png, const std::vector<Series>& series, const PlotOptions& o);
 
-// Draws the series as ASCII art (gnuplot's dumb terminal, cols x rows characters) on `out`.
+// Draws the series as ASCII art (gnuplot's dumb terminal, cols x rows characters) on `out`, each
+// series with its own character, the legend below the plot (rows includes it).
 // Returns false, after one note, when gnuplot is missing.
 bool plot_terminal(const std::vector<Series>& series, const PlotOptions& o, std::ostream& out = std::cout,
                    int cols = 80, int rows = 20);

@@ -5,6 +5,7 @@
 //   progress.hpp  lab::Progress, a progress bar (in place on a terminal, plain lines in logs)
 //   curves.hpp    lab::CurveLog (CSV), lab::plot / plot_terminal / heatmap (gnuplot)
 //   summary.hpp   lab::Table, results tables printed and saved as Markdown
+//   chapter.hpp   lab::Chapter, the tables and sentences a chapter quotes, written by the run
 #include "ag/ag.hpp"
 #include "common/cli.hpp"
 #include "common/curves.hpp"
@@ -13,3 +14,4 @@
 #include "common/tasks.hpp"
 #include "common/checks.hpp"
 #include "common/models.hpp"
+#include "common/chapter.hpp"

@@ -44,6 +44,28 @@ Table& Table::row(std::vector<Cell> cells) {
 }
 
 // A column is right-aligned when every non-empty cell in it is a number.
+double SeedStats::median() const {
+  if (values.empty()) ag::fail("SeedStats::median: no values");
+  std::vector<double> v = values;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+double SeedStats::min() const {
+  if (values.empty()) ag::fail("SeedStats::min: no values");
+  return *std::min_element(values.begin(), values.end());
+}
+double SeedStats::max() const {
+  if (values.empty()) ag::fail("SeedStats::max: no values");
+  return *std::max_element(values.begin(), values.end());
+}
+std::string SeedStats::range(int digits) const { return format_number(min(), digits) + " to " + format_number(max(), digits); }
+std::string SeedStats::all(int digits) const {
+  std::string s;
+  for (double v : values) s += (s.empty() ? "" : ", ") + format_number(v, digits);
+  return s;
+}
+
 std::vector<bool> Table::numeric_columns() const {
   std::vector<bool> num(columns_.size(), !rows_.empty());
   for (const auto& r : rows_)
@@ -100,10 +122,10 @@ std::string Table::text() const {
   return os.str();
 }
 
-std::string Table::markdown() const {
+std::string Table::markdown(bool with_title) const {
   const auto num = numeric_columns();
   std::ostringstream os;
-  if (!title_.empty()) os << "## " << title_ << "\n\n";
+  if (with_title && !title_.empty()) os << "## " << title_ << "\n\n";
   os << "|";
   for (const auto& c : columns_) os << " " << md_escape(c) << " |";
   os << "\n|";

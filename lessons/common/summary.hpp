@@ -38,13 +38,40 @@ struct Cell {
 // 0.16667 -> "0.1667", 812.345 -> "812.3", 12345.6 -> "12346", 2.5e-5 -> "2.500e-05".
 std::string format_number(double v, int digits = 4);
 
+// One measurement over several seeds: a claim about training is read from all of them, never from
+// one seed's luck.
+//
+//   lab::SeedStats acc;
+//   for (std::uint64_t s = 0; s < 5; ++s) acc.add(train(s).accuracy);
+//   t.row({"T = 50", acc.median(), acc.range()});              // 0.815, "0.125 to 0.94"
+//   checks.expect(acc.count([](double a) { return a < 0.2; }) == 5, "every seed at chance");
+struct SeedStats {
+  std::vector<double> values{};  // one per seed, in seed order
+
+  void add(double v) { values.push_back(v); }
+  std::size_t size() const { return values.size(); }
+  double median() const;  // the middle value (the mean of the two middle ones for an even count)
+  double min() const;
+  double max() const;
+  // How many seeds satisfy `pred`: "in 3 of 5 seeds".
+  template <class Pred>
+  std::size_t count(Pred pred) const {
+    std::size_t n = 0;
+    for (double v : values) n += pred(v) ? 1 : 0;
+    return n;
+  }
+  std::string range(int digits = 3) const;  // "0.125 to 0.94": min to max, `digits` significant digits
+  std::string all(int digits = 3) const;    // every seed's value: "0.125, 0.13, 0.94, 0.81, 0.5"
+};
+
 class Table {
  public:
   Table(std::string title, std::vector<std::string> columns);
   Table& row(std::vector<Cell> cells);  // as many cells as columns
 
   std::string text() const;      // title line, header, rule, rows; aligned for a terminal
-  std::string markdown() const;  // "## title", blank line, a Markdown table (numbers right-aligned)
+  // "## title", blank line, a Markdown table (numbers right-aligned); the table alone without the title.
+  std::string markdown(bool with_title = true) const;
   void print(std::ostream& out = std::cout) const { out << text() << std::flush; }
   // Writes markdown() to `file` (creating its directory); append = add after what is there.
   void save_markdown(const std::filesystem::path& file, bool append = false) const;

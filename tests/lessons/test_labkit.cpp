@@ -2,9 +2,11 @@
 // bar and the results table.
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -398,6 +400,101 @@ BOOST_AUTO_TEST_CASE(table_prints_and_saves_markdown) {
   BOOST_TEST(lab::format_number(12345.6) == "12346");
   BOOST_TEST(lab::format_number(0.05) == "0.05000");
   BOOST_TEST(lab::format_number(0) == "0");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- SeedStats, lab::Chapter and chapter_sync: chapters that quote their runs ----------------
+
+BOOST_AUTO_TEST_SUITE(chapter_kit)
+
+BOOST_AUTO_TEST_CASE(seed_stats_median_range_count) {
+  lab::SeedStats s;
+  for (double v : {0.94, 0.125, 0.5, 0.13, 0.815}) s.add(v);
+  BOOST_TEST(s.size() == 5u);
+  BOOST_TEST(s.median() == 0.5);
+  BOOST_TEST(s.min() == 0.125);
+  BOOST_TEST(s.max() == 0.94);
+  BOOST_TEST(s.range() == "0.125 to 0.940");
+  BOOST_TEST(s.all() == "0.940, 0.125, 0.500, 0.130, 0.815");
+  BOOST_TEST(s.count([](double v) { return v < 0.2; }) == 2u);
+  s.add(0.2);
+  BOOST_TEST(s.median() == (0.2 + 0.5) / 2);  // even count: mean of the two middle values
+  BOOST_CHECK_THROW(lab::SeedStats{}.median(), ag::Error);
+}
+
+namespace {
+// A lesson directory with a chapter quoting two sections, and a run directory written by lab::Chapter.
+struct ChapterFixture {
+  TempDir dir;
+  fs::path lesson = dir / "05_demo", run = dir / "run";
+  ChapterFixture() {
+    fs::create_directories(lesson);
+    std::ofstream(lesson / "README.md") << "# Demo\n\nThe table:\n\n<!-- generated: accuracy -->\nold\n<!-- end generated -->\n\n"
+                                        << "Time:\n<!-- generated: speed -->\n<!-- end generated -->\nEnd.\n";
+    write_run(0.815, 12.5);
+  }
+  void write_run(double acc, double seconds) {
+    lab::LessonArgs args;
+    args.out = run;
+    fs::create_directories(run);
+    lab::Chapter chapter(args);
+    lab::Table t("ignored title", {"T", "accuracy"});
+    t.row({50, acc});
+    chapter.table("accuracy", t);
+    chapter.text("speed", "One run takes " + lab::format_number(seconds) + " s.", lab::Timing::yes);
+    std::ofstream(run / "curve.png") << "png";
+    chapter.figure("curve.png");
+  }
+  int sync(const std::string& mode) const {
+    const std::string cmd = std::string(CHAPTER_SYNC) + " " + mode + " '" + lesson.string() + "' '" + run.string() + "' 2>/dev/null >/dev/null";
+    const int status = std::system(cmd.c_str());
+    return WEXITSTATUS(status);
+  }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(update_then_check) {
+  ChapterFixture f;
+  BOOST_TEST(f.sync("check") == 1);  // "old" is not what the run wrote; the figure is not copied yet
+  BOOST_TEST(f.sync("update") == 0);
+  const std::string text = read(f.lesson / "README.md");
+  BOOST_TEST(text.find("| 50 | 0.8150 |") != std::string::npos, text);
+  BOOST_TEST(text.find("<!-- generated: accuracy on " + std::string(ag::simd_target()) + " -->") != std::string::npos, text);
+  BOOST_TEST(text.find("ignored title") == std::string::npos);
+  BOOST_TEST(text.find("End.") != std::string::npos);  // the rest of the chapter is kept
+  BOOST_TEST(fs::exists(f.lesson / "curve.png"));
+  BOOST_TEST(f.sync("check") == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_changed_figure_fails_a_changed_timing_does_not) {
+  ChapterFixture f;
+  BOOST_REQUIRE(f.sync("update") == 0);
+  f.write_run(0.815, 99.0);  // only the timing changed
+  BOOST_TEST(f.sync("check") == 0);
+  f.write_run(0.816, 12.5);  // a measured figure changed
+  BOOST_TEST(f.sync("check") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(sections_must_match_one_to_one) {
+  ChapterFixture f;
+  BOOST_REQUIRE(f.sync("update") == 0);
+  lab::LessonArgs args;
+  args.out = f.run;
+  lab::Chapter(args).text("accuracy", "x");  // a fresh Chapter clears the run's sections: 'speed' is gone
+  BOOST_TEST(f.sync("check") == 1);
+  std::ofstream(f.lesson / "README.md") << "<!-- generated: accuracy -->\nunclosed\n";
+  BOOST_TEST(f.sync("check") == 2);  // a malformed chapter is an error, not a difference
+}
+
+BOOST_AUTO_TEST_CASE(chapter_rejects_bad_names_and_missing_figures) {
+  TempDir d;
+  lab::LessonArgs args;
+  args.out = d.path;
+  lab::Chapter chapter(args);
+  BOOST_CHECK_THROW(chapter.text("has space", "x"), ag::Error);
+  BOOST_CHECK_THROW(chapter.figure("absent.png"), ag::Error);
+  BOOST_TEST(read(chapter.dir() / "target.txt") == std::string(ag::simd_target()) + "\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
