@@ -401,42 +401,54 @@ void write_matrix_csv(const fs::path& csv, const ag::Tensor& m) {
   write_matrix(csv, rows, m.dtype() == ag::f32 ? 7 : 9);
 }
 
-bool heatmap(const fs::path& png, const fs::path& matrix_csv, const HeatmapOptions& o) {
-  // The matrix's size, for the axis ranges and tick labels.
+namespace {
+// A matrix CSV's size and the cells that hold exactly 0.
+struct MatrixInfo {
+  std::size_t rows = 0, cols = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> zeros;
+};
+MatrixInfo read_matrix_info(const fs::path& matrix_csv) {
   std::ifstream f(matrix_csv);
   if (!f) ag::fail("heatmap: cannot read '", matrix_csv.string(), "'");
-  std::size_t R = 0, C = 0;
+  MatrixInfo m;
   for (std::string line; std::getline(f, line);) {
     if (line.empty()) continue;
-    ++R;
-    C = std::max<std::size_t>(C, 1 + std::count(line.begin(), line.end(), ','));
+    std::stringstream ss(line);
+    std::size_t c = 0;
+    for (std::string cell; std::getline(ss, cell, ','); ++c)
+      if (std::strtod(cell.c_str(), nullptr) == 0.0) m.zeros.emplace_back(m.rows, c);
+    m.cols = std::max(m.cols, c);
+    ++m.rows;
   }
-  if (R == 0) ag::fail("heatmap: '", matrix_csv.string(), "' holds no rows");
+  if (m.rows == 0) ag::fail("heatmap: '", matrix_csv.string(), "' holds no rows");
+  return m;
+}
+
+std::string palette(const std::string& name) {
+  if (name == "viridis") return "set palette defined (0 '#440154', 0.25 '#3b528b', 0.5 '#21918c', 0.75 '#5ec962', 1 '#fde725')\n";
+  if (name == "gray") return "set palette defined (0 'white', 1 'black')\n";
+  if (name == "blues") return "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')\n";
+  ag::fail("heatmap: unknown palette '", name, "' (blues, viridis, gray)");
+}
+
+// The commands that draw one matrix (title, labels, ticks, marks, plot), for a script run in `dir`.
+std::string heatmap_body(const fs::path& matrix_csv, const HeatmapOptions& o, const fs::path& dir) {
+  const MatrixInfo m = read_matrix_info(matrix_csv);
+  const std::size_t R = m.rows, C = m.cols;
   if (!o.xticks.empty() && o.xticks.size() != C)
     ag::fail("heatmap: ", o.xticks.size(), " x tick labels for ", C, " columns");
   if (!o.yticks.empty() && o.yticks.size() != R)
     ag::fail("heatmap: ", o.yticks.size(), " y tick labels for ", R, " rows");
-
-  const fs::path dir = png.has_parent_path() ? png.parent_path() : fs::path(".");
   std::ostringstream g;
-  g << "set datafile separator comma\n";
-  if (!o.title.empty()) g << "set title " << q(o.title) << "\n";
-  if (!o.xlabel.empty()) g << "set xlabel " << q(o.xlabel) << "\n";
-  if (!o.ylabel.empty()) g << "set ylabel " << q(o.ylabel) << "\n";
-  if (o.palette == "viridis")
-    g << "set palette defined (0 '#440154', 0.25 '#3b528b', 0.5 '#21918c', 0.75 '#5ec962', 1 '#fde725')\n";
-  else if (o.palette == "gray")
-    g << "set palette defined (0 'white', 1 'black')\n";
-  else if (o.palette == "blues")
-    g << "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')\n";
-  else
-    ag::fail("heatmap: unknown palette '", o.palette, "' (blues, viridis, gray)");
-  if (auto r = range(o.zmin, o.zmax); !r.empty()) g << "set cbrange " << r << "\n";
+  g << "set title " << q(o.title) << "\n";
+  g << "set xlabel " << q(o.xlabel) << "\nset ylabel " << q(o.ylabel) << "\n";
   // Row 0 at the top, as a matrix is printed.
   g << "set xrange [-0.5:" << C - 0.5 << "]\nset yrange [" << R - 0.5 << ":-0.5]\n";
-  g << "set tics scale 0\nset size ratio -1\n";
   auto tics = [&](const char* axis, const std::vector<std::string>& labels) {
-    if (labels.empty()) return;
+    if (labels.empty()) {
+      g << "set " << axis << "tics autofreq\n";
+      return;
+    }
     g << "set " << axis << "tics (";
     for (std::size_t i = 0; i < labels.size(); ++i) g << (i ? ", " : "") << q(labels[i]) << " " << i;
     g << ")";
@@ -445,8 +457,63 @@ bool heatmap(const fs::path& png, const fs::path& matrix_csv, const HeatmapOptio
   };
   tics("x", o.xticks);
   tics("y", o.yticks);
+  g << "unset label\n";
+  if (o.mark_zeros)  // a weight of exactly 0 (a masked cell) must not look like a tiny weight
+    for (const auto& [r, c] : m.zeros)
+      g << "set label " << q("x") << " at " << c << "," << r << " center front textcolor rgb '#c0392b'\n";
   g << "plot " << q(rel(matrix_csv, dir)) << " matrix with image notitle\n";
-  return draw_files(png, g.str(), o.width, o.height, "lab::heatmap");
+  return g.str();
+}
+
+std::string heatmap_setup(const HeatmapOptions& o) {
+  std::ostringstream g;
+  g << "set datafile separator comma\n" << palette(o.palette);
+  if (auto r = range(o.zmin, o.zmax); !r.empty()) g << "set cbrange " << r << "\n";
+  g << "set tics scale 0\nset size ratio -1\n";
+  return g.str();
+}
+}  // namespace
+
+bool heatmap(const fs::path& png, const fs::path& matrix_csv, const HeatmapOptions& o) {
+  const fs::path dir = png.has_parent_path() ? png.parent_path() : fs::path(".");
+  const std::string body = heatmap_setup(o) + heatmap_body(matrix_csv, o, dir);
+  return draw_files(png, body, o.width, o.height, "lab::heatmap");
+}
+
+bool heatmap_grid(const fs::path& png, const std::vector<ag::Tensor>& panels, const std::vector<std::string>& titles,
+                  const HeatmapOptions& o, std::size_t per_row) {
+  if (panels.empty()) ag::fail("heatmap_grid: no panels");
+  if (titles.size() != panels.size())
+    ag::fail("heatmap_grid: ", titles.size(), " titles for ", panels.size(), " panels");
+  if (per_row == 0) ag::fail("heatmap_grid: per_row must be >= 1");
+  const fs::path dir = png.has_parent_path() ? png.parent_path() : fs::path(".");
+  fs::path base = png;
+  base.replace_extension();
+  const std::size_t rows = (panels.size() + per_row - 1) / per_row, cols = std::min(per_row, panels.size());
+  std::ostringstream body;
+  body << "set multiplot layout " << rows << "," << cols << " title " << q(o.title) << "\n";
+  for (std::size_t i = 0; i < panels.size(); ++i) {
+    std::string suffix = "_";  // (not "_" + to_string(): GCC 12 warns falsely about that)
+    suffix += std::to_string(i + 1);
+    suffix += ".csv";
+    const fs::path csv = fs::path(base).concat(suffix);
+    write_matrix_csv(csv, panels[i]);
+    HeatmapOptions panel = o;
+    panel.title = titles[i];
+    panel.ylabel = i % per_row == 0 ? o.ylabel : "";  // the y label once per row, the ticks on every panel
+    body << heatmap_body(csv, panel, dir);
+  }
+  body << "unset multiplot\n";
+  // multiplot cannot be replotted: the script draws it once per terminal.
+  const fs::path script = fs::path(base).concat(".gp");
+  std::ostringstream g;
+  g << header_comment(script, "lab::heatmap_grid") << heatmap_setup(o);
+  g << "set terminal pngcairo size " << o.width << "," << o.height << " " << kFont << " noenhanced\n";
+  g << "set output " << q(fs::path(base).concat(".png").filename().string()) << "\n" << body.str() << "unset output\n";
+  g << "set terminal svg size " << o.width << "," << o.height << " dynamic " << kFont << " noenhanced background rgb 'white'\n";
+  g << "set output " << q(fs::path(base).concat(".svg").filename().string()) << "\n" << body.str() << "unset output\n";
+  write_file(script, g.str());
+  return run_script(script);
 }
 
 bool heatmap(const fs::path& png, const ag::Tensor& m, const HeatmapOptions& o) {

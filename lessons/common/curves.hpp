@@ -119,6 +119,7 @@ struct HeatmapOptions {
   std::vector<std::string> yticks{};  // one label per row
   std::string palette = "blues";    // blues (white -> dark blue), viridis, gray
   double zmin = kMissing, zmax = kMissing;  // colour range; NaN = automatic (use 0, 1 for weights)
+  bool mark_zeros = false;  // draw an "x" on every cell that is exactly 0 (masked), unlike a tiny weight
   int width = 800, height = 600;
 };
 
@@ -126,6 +127,13 @@ struct HeatmapOptions {
 bool heatmap(const std::filesystem::path& png, const std::filesystem::path& matrix_csv, const HeatmapOptions& o);
 // Writes the matrix m [R, C] to <png without extension>.csv, then draws it.
 bool heatmap(const std::filesystem::path& png, const ag::Tensor& m, const HeatmapOptions& o);
+// Several matrices (one per attention head, say), `per_row` panels per row, each with its own title
+// (titles[i]), its tick labels and the colour range of o; o.title heads the whole picture, o.ylabel
+// is written once per row. Each panel's matrix goes to <png without extension>_<i>.csv (i from 1).
+//   lab::heatmap_grid(args.path("heads.png"), {w0, w1, w2, w3}, {"head 1", "head 2", "head 3", "head 4"},
+//                     {.title = "Layer 1", .xlabel = "key", .ylabel = "query", .zmin = 0, .zmax = 1}, 2);
+bool heatmap_grid(const std::filesystem::path& png, const std::vector<ag::Tensor>& panels,
+                  const std::vector<std::string>& titles, const HeatmapOptions& o, std::size_t per_row);
 
 // ---------------------------------------------------------------------------------------------
 // gnuplot

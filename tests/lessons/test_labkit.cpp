@@ -498,3 +498,26 @@ BOOST_AUTO_TEST_CASE(chapter_rejects_bad_names_and_missing_figures) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(heatmaps)
+
+BOOST_AUTO_TEST_CASE(heatmap_grid_titles_every_panel_and_marks_zeros) {
+  BOOST_REQUIRE(lab::gnuplot_available());  // ./lab installs gnuplot-nox
+  TempDir d;
+  const ag::Tensor a = ag::tensor({1.0, 0.0, 0.25, 0.75}, {2, 2}), b = ag::tensor({0.5, 0.5, 0.0, 1.0}, {2, 2});
+  BOOST_TEST(lab::heatmap_grid(d / "heads.png", {a, b, a}, {"head 1", "head 2", "head 3"},
+                               {.title = "Layer 1", .xlabel = "key", .ylabel = "query", .xticks = {"a", "b"},
+                                .yticks = {"c", "d"}, .zmin = 0, .zmax = 1, .mark_zeros = true},
+                               2));
+  BOOST_TEST(is_png(d / "heads.png"));
+  BOOST_TEST(fs::exists(d / "heads.svg"));
+  for (int i = 1; i <= 3; ++i) BOOST_TEST(fs::exists(d / ("heads_" + std::to_string(i) + ".csv")));
+  const std::string gp = read(d / "heads.gp");
+  BOOST_TEST(gp.find("set multiplot layout 2,2 title 'Layer 1'") != std::string::npos, gp);
+  for (const char* t : {"set title 'head 1'", "set title 'head 2'", "set title 'head 3'"}) BOOST_TEST(gp.find(t) != std::string::npos);
+  BOOST_TEST(gp.find("set label 'x' at 1,0") != std::string::npos, gp);  // a's exact zero, row 0 column 1
+  BOOST_CHECK_THROW(lab::heatmap_grid(d / "bad.png", {a, b}, {"only one title"}, {}, 2), ag::Error);
+  BOOST_CHECK_THROW(lab::heatmap_grid(d / "bad.png", {}, {}, {}, 2), ag::Error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
