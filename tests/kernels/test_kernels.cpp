@@ -790,4 +790,21 @@ BOOST_AUTO_TEST_CASE(simd_target_not_scalar) {
   BOOST_TEST(target == hwy::TargetName(generated.front()));
 }
 
+// ATTNLAB_SIMD=AVX2 (Note [ATTNLAB_SIMD] in kernels.cc) goes through cap_simd_target at start-up.
+BOOST_AUTO_TEST_CASE(cap_simd_target_limits_the_dispatch) {
+  const std::string best = k::simd_target();
+  BOOST_TEST(!k::cap_simd_target("NOT_A_TARGET"));
+  BOOST_TEST(k::simd_target() == best);
+  for (std::int64_t target : {HWY_AVX2, HWY_SSE4}) {
+    if ((hwy::SupportedTargets() & target) == 0) continue;
+    BOOST_TEST(k::cap_simd_target(hwy::TargetName(target)));
+    BOOST_TEST(std::string(k::simd_target()) == hwy::TargetName(target));
+    std::vector<float> x{0.5f, -1.0f, 2.0f}, y(3);
+    k::exp(y.data(), x.data(), x.size());  // the capped target computes
+    BOOST_TEST(y[2] == std::exp(2.0f), boost::test_tools::tolerance(1e-6f));
+  }
+  hwy::DisableTargets(0);
+  BOOST_TEST(k::simd_target() == best);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -27,7 +27,9 @@ enum class Dtype { f32, f64 };
 inline constexpr Dtype f32 = Dtype::f32;
 inline constexpr Dtype f64 = Dtype::f64;
 const char* dtype_name(Dtype d);
-const char* simd_target();  // the SIMD target the kernels chose at run time, e.g. "AVX3" (AVX-512)
+// The SIMD target the kernels chose at run time, e.g. "AVX3" (AVX-512). The environment variable
+// ATTNLAB_SIMD=AVX2 caps it (for figures that are equal on every x86 machine; see kernels.cc).
+const char* simd_target();
 std::ostream& operator<<(std::ostream& os, Dtype d);  // "float32" / "float64"
 
 template <class T>

@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -514,6 +516,30 @@ namespace ag::kernels {
 
 HWY_EXPORT(ChosenTargetName);
 const char* simd_target() { return HWY_DYNAMIC_DISPATCH(ChosenTargetName)(); }
+
+// Note [ATTNLAB_SIMD]: the kernels' results differ in the last bits between targets (AVX-512 sums
+// 16 lanes where AVX2 sums 8), and a training run amplifies such bits into other numbers. To give the
+// same figures on every x86 machine, `ATTNLAB_SIMD=AVX2` caps the target: every better one is
+// disabled before the first kernel runs. Names are Highway's (AVX3, AVX2, SSE4, SSSE3); a name the
+// CPU does not support leaves its best lower target; an unknown name is reported and ignored.
+bool cap_simd_target(const char* name) {
+  for (std::int64_t bit = 1; bit != 0 && bit <= HWY_SCALAR; bit <<= 1) {
+    if (!(HWY_TARGETS & bit) || std::strcmp(hwy::TargetName(bit), name) != 0) continue;
+    hwy::DisableTargets(bit - 1);  // lower bits are the better targets
+    return true;
+  }
+  return false;
+}
+namespace {
+bool cap_simd_target_from_env() {
+  const char* want = std::getenv("ATTNLAB_SIMD");
+  if (!want || !*want) return false;
+  if (cap_simd_target(want)) return true;
+  std::fprintf(stderr, "attnlab: ATTNLAB_SIMD=%s is not a target of this build; using %s\n", want, simd_target());
+  return false;
+}
+[[maybe_unused]] const bool g_simd_capped = cap_simd_target_from_env();
+}  // namespace
 
 #define AG_EXPORT(Kernel) \
   HWY_EXPORT(Kernel##F32);  \

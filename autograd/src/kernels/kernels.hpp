@@ -10,6 +10,11 @@ namespace ag::kernels {
 
 // The Highway target chosen at run time on this CPU, e.g. "AVX3" or "AVX2".
 const char* simd_target();
+// Disables every target better than `name` (Highway's name: "AVX2", "SSE4", ...), so that the
+// dispatch chooses `name` or, where the CPU lacks it, its best lower target. False for a name that
+// is not a target of this build. Called at start-up with $ATTNLAB_SIMD (Note [ATTNLAB_SIMD]);
+// hwy::DisableTargets(0) undoes it.
+bool cap_simd_target(const char* name);
 
 // The Adam / AdamW step's hyper-parameters (step counts from 1).
 struct AdamParams {
