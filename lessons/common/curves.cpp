@@ -267,6 +267,7 @@ const char* kFont = "font 'Sans,11'";
 // `key` overrides o.key (the terminal puts the legend below the plot, where no curve can overwrite it).
 std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, const fs::path& dir,
                            const std::string& key = "") {
+  const bool terminal = !key.empty();
   if (ss.empty()) ag::fail("plot: no series to draw");
   for (const auto& s : ss) {
     const auto names = csv_header(s.csv);
@@ -295,10 +296,11 @@ std::string line_plot_body(const std::vector<Series>& ss, const PlotOptions& o, 
     first = false;
     g << q(rel(s.csv, dir)) << " using \"" << s.x << "\":\"" << s.y << "\" with " << s.style << " lw " << number(s.width);
     if (s.dash > 0) g << " dt " << s.dash;
-    g << " title " << q(s.title.empty() ? s.y : s.title);
+    // On the terminal a space keeps each title off its sample characters (`*** title`).
+    g << " title " << q((terminal ? " " : "") + (s.title.empty() ? s.y : s.title));
   }
   for (const auto& [y, label] : o.hlines)
-    g << ", \\\n     " << number(y) << " with lines dt 2 lw 1.5 lc rgb '#555555' title " << q(label);
+    g << ", \\\n     " << number(y) << " with lines dt 2 lw 1.5 lc rgb '#555555' title " << q((terminal ? " " : "") + label);
   g << "\n";
   return g.str();
 }
@@ -360,7 +362,7 @@ bool plot_terminal(const std::vector<Series>& ss, const PlotOptions& o, std::ost
   const fs::path script = fs::temp_directory_path() / ("attnlab_plot_" + std::to_string(::getpid()) + "_" +
                                                        std::to_string(counter++) + ".gp");
   std::string text = "set terminal dumb size " + std::to_string(cols) + "," + std::to_string(rows) + " noenhanced\n";
-  text += line_plot_body(ss, o, fs::path(), "outside below");
+  text += line_plot_body(ss, o, fs::path(), "outside below Left reverse samplen 2 width 3");
   write_file(script, text);
   std::string drawing;
   const bool ok = run_script(script, &drawing);
