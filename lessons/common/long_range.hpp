@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,7 @@ struct RunOptions {
   std::uint64_t seed = 0;   // data (the task's training stream and held-out set) and init
   double forget_bias = 1.0;
   double recurrent_scale = -1.0;
+  bool progress = true;     // false: no progress bar (a sweep of many short runs prints one line per run itself)
 };
 
 struct RunResult {
@@ -131,7 +133,8 @@ inline RunResult train_run(const RunOptions& o, const std::filesystem::path& csv
   const bool higher_is_better = o.task == Task::recall;
   r.best_metric = r.final_metric = evaluate(*r.model, o.task, adding, recall);
   log.log(0, {r.final_metric});
-  lab::Progress bar(o.steps, label);
+  std::optional<lab::Progress> bar;
+  if (o.progress) bar.emplace(o.steps, label);
   for (std::int64_t step = 1; step <= o.steps; ++step) {
     opt.zero_grad();
     ag::Tensor loss;
@@ -150,9 +153,9 @@ inline RunResult train_run(const RunOptions& o, const std::filesystem::path& csv
       r.best_metric = higher_is_better ? std::max(r.best_metric, r.final_metric) : std::min(r.best_metric, r.final_metric);
       log.log(double(step), {r.final_metric});
     }
-    bar.update(step, {{"loss", loss.item()}, {higher_is_better ? "acc" : "mse", r.final_metric}});
+    if (bar) bar->update(step, {{"loss", loss.item()}, {higher_is_better ? "acc" : "mse", r.final_metric}});
   }
-  bar.finish();
+  if (bar) bar->finish();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
