@@ -9,11 +9,14 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -24,6 +27,7 @@
 
 #include "ag/error.hpp"
 #include "nn/module.hpp"
+#include "nn/optim.hpp"
 
 namespace nn {
 
@@ -380,48 +384,210 @@ void save(const Module& module, const std::string& path, const Metadata& metadat
   save_safetensors(path, module.named_parameters(), metadata);
 }
 
-void load(Module& module, const std::string& path) {
-  const NamedTensors file = load_safetensors(path);
-  std::map<std::string, const ag::Tensor*> by_name;
-  for (const auto& [name, t] : file) by_name[name] = &t;
+namespace {
 
-  // 1) every mismatch, one line each; nothing is copied unless there is none
-  const std::string prefix = "load: checkpoint '" + path + "' ";
+// Every mismatch between the module's parameters and the file's tensors `prefix + name`, one
+// line each (`where` starts every line).
+std::vector<std::string> match_parameters(const std::vector<std::pair<std::string, ag::Tensor>>& params,
+                                          const std::map<std::string, const ag::Tensor*>& by_name, const std::string& prefix,
+                                          const std::string& where) {
   std::vector<std::string> problems;
-  auto params = module.named_parameters();
   std::set<std::string> wanted;
-  for (const auto& [name, p] : params) {
+  for (const auto& [pname, p] : params) {
+    const std::string name = prefix + pname;
     wanted.insert(name);
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      problems.push_back(prefix + "has no '" + name + "', which the model expects (shape " + ag::shape_str(p.shape()) +
-                         ", " + ag::dtype_name(p.dtype()) + ")");
+      problems.push_back(where + "has no '" + name + "', which the model expects (shape " + ag::shape_str(p.shape()) + ", " +
+                         ag::dtype_name(p.dtype()) + ")");
       continue;
     }
     const ag::Tensor& t = *it->second;
     if (t.shape() != p.shape())
-      problems.push_back(prefix + "has '" + name + "' of shape " + ag::shape_str(t.shape()) + ", the model expects " +
+      problems.push_back(where + "has '" + name + "' of shape " + ag::shape_str(t.shape()) + ", the model expects " +
                          ag::shape_str(p.shape()));
     else if (t.dtype() != p.dtype())
-      problems.push_back(prefix + "has '" + name + "' as " + ag::dtype_name(t.dtype()) + ", the model expects " +
+      problems.push_back(where + "has '" + name + "' as " + ag::dtype_name(t.dtype()) + ", the model expects " +
                          ag::dtype_name(p.dtype()) + " (convert the model with .to() first)");
   }
-  for (const auto& [name, t] : file)
-    if (!wanted.count(name))
-      problems.push_back(prefix + "has '" + name + "' (shape " + ag::shape_str(t.shape()) +
-                         "), which the model does not have");
-  if (!problems.empty()) {
-    std::string msg;
-    for (const auto& line : problems) msg += (msg.empty() ? "" : "\n") + line;
-    throw ag::Error(msg);
-  }
+  for (const auto& [name, t] : by_name)
+    if (name.rfind(prefix, 0) == 0 && !wanted.count(name))
+      problems.push_back(where + "has '" + name + "' (shape " + ag::shape_str(t->shape()) + "), which the model does not have");
+  return problems;
+}
 
-  // 2) copy in place: the parameter nodes (held by the module and by any optimizer) stay the same
+// Copies each file tensor into its parameter, in place: the parameter nodes (held by the module
+// and by any optimizer) stay the same.
+void copy_parameters(std::vector<std::pair<std::string, ag::Tensor>>& params, const std::map<std::string, const ag::Tensor*>& by_name,
+                     const std::string& prefix) {
   for (auto& [name, p] : params) {
-    const ag::Tensor& t = *by_name.at(name);
+    const ag::Tensor& t = *by_name.at(prefix + name);
     const std::size_t nbytes = p.numel() * itemsize(p.dtype());
     if (nbytes) std::memcpy(raw_data(p.array()), raw_data(t.array()), nbytes);
   }
+}
+
+[[noreturn]] void fail_lines(const std::vector<std::string>& lines) {
+  std::string msg;
+  for (const auto& line : lines) msg += (msg.empty() ? "" : "\n") + line;
+  throw ag::Error(msg);
+}
+
+}  // namespace
+
+void load(Module& module, const std::string& path) {
+  const NamedTensors file = load_safetensors(path);
+  std::map<std::string, const ag::Tensor*> by_name;
+  for (const auto& [name, t] : file) by_name[name] = &t;
+  auto params = module.named_parameters();
+  // every mismatch, one line each; nothing is copied unless there is none
+  const auto problems = match_parameters(params, by_name, "", "load: checkpoint '" + path + "' ");
+  if (!problems.empty()) fail_lines(problems);
+  copy_parameters(params, by_name, "");
+}
+
+// ---- training state ------------------------------------------------------------------------
+
+namespace {
+
+constexpr const char* kTrainingFormat = "attnlab.training_state.v1";
+
+// The generators a training state holds: the module's under "model.", then the loop's.
+std::vector<std::pair<std::string, ag::Generator*>> all_generators(Module& model, const TrainingState& state, const char* who) {
+  std::vector<std::pair<std::string, ag::Generator*>> out;
+  for (auto& [name, g] : model.named_generators()) out.emplace_back("model." + name, g);
+  std::set<std::string> seen;
+  for (const auto& [name, g] : state.generators) {
+    if (name.empty() || name.rfind("model.", 0) == 0 || !g)
+      ag::fail(who, ": generator name '", name, "' must be non-empty, not start with 'model.' (the model's own), and point to a generator");
+    if (!seen.insert(name).second) ag::fail(who, ": generator '", name, "' is listed twice");
+    out.emplace_back(name, g);
+  }
+  return out;
+}
+
+void check_same_parameters(const Module& model, const Optimizer& optimizer, const char* who) {
+  const auto mp = model.parameters();
+  const auto& op = optimizer.parameters();
+  bool same = mp.size() == op.size();
+  for (std::size_t i = 0; same && i < mp.size(); ++i) same = mp[i].node() == op[i].node();
+  if (!same)
+    ag::fail(who, ": the optimizer must hold exactly the model's parameters, in the order of model.parameters() (it holds ", op.size(),
+             " tensors, the model has ", mp.size(), ")");
+}
+
+}  // namespace
+
+void save_training_state(const std::string& path, Module& model, const Optimizer& optimizer, const TrainingState& state) {
+  const char* who = "save_training_state";
+  check_same_parameters(model, optimizer, who);
+  NamedTensors tensors;
+  for (auto& [name, p] : model.named_parameters()) tensors.emplace_back("model." + name, p);
+  for (auto& [name, t] : optimizer.state_dict()) tensors.emplace_back("optimizer." + name, t);
+  Metadata meta{{"format", kTrainingFormat},
+                {"step", std::to_string(state.step)},
+                {"optimizer", optimizer.name()},
+                {"optimizer.steps", std::to_string(optimizer.steps())}};
+  for (const auto& [k, v] : optimizer.hyperparameters()) meta["optimizer." + k] = v;
+  for (const auto& [name, g] : all_generators(model, state, who)) {
+    std::ostringstream os;
+    os << g->engine();
+    meta["rng." + name] = os.str();
+  }
+  for (const auto& [k, v] : state.config) meta["config." + k] = v;
+  for (const auto& [k, v] : state.extra) meta["extra." + k] = v;
+  save_safetensors(path, tensors, meta);
+}
+
+void load_training_state(const std::string& path, Module& model, Optimizer& optimizer, TrainingState& state) {
+  const char* who = "load_training_state";
+  check_same_parameters(model, optimizer, who);
+  Metadata meta;
+  const NamedTensors file = load_safetensors(path, &meta);
+  const std::string where = std::string(who) + ": '" + path + "' ";
+  auto get = [&](const std::string& key) -> const std::string* {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  };
+  if (const std::string* f = get("format"); !f || *f != kTrainingFormat)
+    ag::fail(where, "is not a training state (its metadata has format = '", f ? *f : std::string("(none)"), "', expected '",
+             kTrainingFormat, "'); a model checkpoint loads with nn::load");
+
+  std::vector<std::string> problems;
+  // 1) the run's options
+  auto compare = [&](const std::string& key, const std::string* saved, const std::string* ours) {
+    if (saved && ours && *saved == *ours) return;
+    problems.push_back(where + "was saved with " + key + " = " + (saved ? *saved : std::string("(not set)")) + ", this run has " +
+                       (ours ? *ours : std::string("(not set)")));
+  };
+  std::set<std::string> keys;
+  for (const auto& [k, v] : meta)
+    if (k.rfind("config.", 0) == 0) keys.insert(k.substr(7));
+  for (const auto& [k, v] : state.config) keys.insert(k);
+  for (const std::string& k : keys) {
+    auto it = state.config.find(k);
+    compare("config." + k, get("config." + k), it == state.config.end() ? nullptr : &it->second);
+  }
+  const std::string opt_name = optimizer.name();
+  compare("optimizer", get("optimizer"), &opt_name);
+  for (const auto& [k, v] : optimizer.hyperparameters())
+    if (k != "lr") compare("optimizer." + k, get("optimizer." + k), &v);
+  // 2) the generators
+  std::vector<std::pair<ag::Generator*, std::mt19937_64>> engines;
+  std::set<std::string> expected;
+  for (const auto& [name, g] : all_generators(model, state, who)) {
+    expected.insert(name);
+    const std::string* text = get("rng." + name);
+    if (!text) {
+      problems.push_back(where + "has no state for generator '" + name + "', which this run draws from");
+      continue;
+    }
+    std::istringstream is(*text);
+    std::mt19937_64 e;
+    is >> e;
+    if (!is) problems.push_back(where + "has an unreadable state for generator '" + name + "'");
+    engines.emplace_back(g, e);
+  }
+  for (const auto& [k, v] : meta)
+    if (k.rfind("rng.", 0) == 0 && !expected.count(k.substr(4)))
+      problems.push_back(where + "has a generator '" + k.substr(4) + "' that this run does not have");
+  // 3) the numbers
+  std::int64_t step = 0, opt_steps = 0;
+  double lr = 0;
+  auto number = [&](const char* key, auto& out) {
+    const std::string* text = get(key);
+    const auto r = text ? std::from_chars(text->data(), text->data() + text->size(), out) : std::from_chars_result{};
+    if (!text || r.ec != std::errc() || r.ptr != text->data() + text->size())
+      problems.push_back(where + "has no readable '" + key + "' in its metadata");
+  };
+  number("step", step);
+  number("optimizer.steps", opt_steps);
+  number("optimizer.lr", lr);
+  // 4) the tensors
+  std::map<std::string, const ag::Tensor*> by_name;
+  NamedTensors opt_state;
+  for (const auto& [name, t] : file) {
+    if (name.rfind("model.", 0) == 0)
+      by_name[name] = &t;
+    else if (name.rfind("optimizer.", 0) == 0)
+      opt_state.emplace_back(name.substr(10), t);
+    else
+      problems.push_back(where + "has '" + name + "', which is neither model.* nor optimizer.*");
+  }
+  auto params = model.named_parameters();
+  for (auto& line : match_parameters(params, by_name, "model.", where)) problems.push_back(line);
+  if (!problems.empty()) fail_lines(problems);
+
+  // Apply: the optimizer first (it checks its state and throws before changing anything).
+  optimizer.load_state_dict(opt_state);
+  optimizer.set_steps(opt_steps);
+  optimizer.set_lr(lr);
+  copy_parameters(params, by_name, "model.");
+  for (auto& [g, e] : engines) g->engine() = e;
+  state.step = step;
+  state.extra.clear();
+  for (const auto& [k, v] : meta)
+    if (k.rfind("extra.", 0) == 0) state.extra[k.substr(6)] = v;
 }
 
 }  // namespace nn

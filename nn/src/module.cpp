@@ -16,6 +16,14 @@ std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   return out;
 }
 
+std::vector<std::pair<std::string, ag::Generator*>> Module::named_generators() {
+  std::vector<std::pair<std::string, ag::Generator*>> out;
+  if (ag::Generator* g = own_generator()) out.emplace_back("generator", g);
+  for (const auto& [cname, child] : children_)
+    for (auto& [gname, g] : child->named_generators()) out.emplace_back(cname + "." + gname, g);
+  return out;
+}
+
 std::vector<Tensor> Module::parameters() const {
   std::vector<Tensor> out;
   for (auto& [name, p] : named_parameters()) out.push_back(p);

@@ -2,9 +2,12 @@
 #include "nn/optim.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <set>
+#include <string>
 
 #include "ag/error.hpp"
 #include "ag/grad_mode.hpp"
@@ -20,6 +23,13 @@ void check_option(const char* who, const char* what, double value, bool ok, cons
 }
 void check_non_negative(const char* who, const char* what, double value) {
   check_option(who, what, value, value >= 0, "a finite value >= 0");
+}
+
+// The shortest text that reads back as exactly `v` ("0.001", "0.9").
+std::string exact_text(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 }  // namespace
@@ -42,6 +52,99 @@ Optimizer::Optimizer(const char* name, std::vector<ag::Tensor> params, double lr
                ") appears more than once in the parameter list; it would be updated twice per step");
   }
   set_lr(lr);
+}
+
+void Optimizer::set_steps(std::int64_t steps) {
+  if (steps < 0) ag::fail(name_, ".set_steps: the step count must be >= 0, got ", steps);
+  steps_ = steps;
+}
+
+std::vector<std::pair<std::string, ag::Tensor>> Optimizer::state_dict() const {
+  std::vector<std::pair<std::string, ag::Tensor>> out;
+  const std::vector<std::string> names = slot_names();
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string at = "state." + std::to_string(i) + ".";
+    bool any = false;
+    for (std::size_t s = 0; s < state_[i].size() && s < names.size(); ++s)
+      if (state_[i][s]) {
+        out.emplace_back(at + names[s], ag::Tensor::from(ag::Array(*state_[i][s])));
+        any = true;
+      }
+    if (any && param_step(i) >= 0) out.emplace_back(at + "step", ag::scalar(double(param_step(i)), {.dtype = ag::f64}));
+  }
+  return out;
+}
+
+void Optimizer::load_state_dict(const std::vector<std::pair<std::string, ag::Tensor>>& saved) {
+  const std::vector<std::string> names = slot_names();
+  const bool has_step = param_step(0) >= 0;
+  // 1) every problem, one line each; nothing changes unless there is none
+  std::vector<std::string> problems;
+  struct Entry {
+    std::size_t param, slot;  // slot == names.size(): the step count
+    const ag::Tensor* t;
+  };
+  std::vector<Entry> entries;
+  std::set<std::string> seen;
+  for (const auto& [name, t] : saved) {
+    const std::string where = std::string(name_) + ".load_state_dict: '" + name + "'";
+    if (!seen.insert(name).second) {
+      problems.push_back(where + " appears twice");
+      continue;
+    }
+    std::size_t i = 0;
+    const char* digits = name.c_str() + std::strlen("state.");
+    const auto parsed = name.rfind("state.", 0) == 0 ? std::from_chars(digits, name.c_str() + name.size(), i)
+                                                       : std::from_chars_result{digits, std::errc::invalid_argument};
+    if (parsed.ec != std::errc() || parsed.ptr == digits || *parsed.ptr != '.') {
+      problems.push_back(where + " is not named state.<parameter index>.<key>");
+      continue;
+    }
+    if (i >= params_.size()) {
+      problems.push_back(where + " names parameter " + std::to_string(i) + ", but the optimizer has " +
+                         std::to_string(params_.size()));
+      continue;
+    }
+    const std::string key = parsed.ptr + 1;
+    const auto slot = std::size_t(std::find(names.begin(), names.end(), key) - names.begin());
+    if (slot == names.size() && !(has_step && key == "step")) {
+      std::string keys;
+      for (const auto& n : names) keys += (keys.empty() ? "" : ", ") + n;
+      if (has_step) keys += ", step";
+      problems.push_back(where + ": " + name_ + " keeps no '" + key + "' (its keys: " + keys + ")");
+      continue;
+    }
+    const ag::Tensor& p = params_[i];
+    if (slot == names.size()) {
+      if (t.numel() != 1 || !(t.flat(0) >= 0) || t.flat(0) != std::floor(t.flat(0)))
+        problems.push_back(where + " must be one whole number >= 0, got shape " + ag::shape_str(t.shape()));
+    } else if (t.shape() != p.shape() || t.dtype() != p.dtype()) {
+      problems.push_back(where + " is " + ag::dtype_name(t.dtype()) + " " + ag::shape_str(t.shape()) + ", but parameter " +
+                         std::to_string(i) + " is " + ag::dtype_name(p.dtype()) + " " + ag::shape_str(p.shape()));
+    }
+    entries.push_back({i, slot, &t});
+  }
+  if (!problems.empty()) {
+    std::string msg;
+    for (const auto& line : problems) msg += (msg.empty() ? "" : "\n") + line;
+    throw ag::Error(msg);
+  }
+  // 2) replace: every parameter starts fresh, then takes what the state names
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    state_[i].clear();
+    if (has_step) set_param_step(i, 0);
+  }
+  for (const Entry& e : entries) {
+    if (e.slot == names.size()) {
+      set_param_step(e.param, std::int64_t(e.t->flat(0)));
+      continue;
+    }
+    ag::Array& buf = state(e.param, e.slot, params_[e.param].array());
+    ag::dispatch(buf.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      std::copy_n(e.t->array().ptr<T>(), buf.size(), buf.ptr<T>());
+    });
+  }
 }
 
 void Optimizer::set_lr(double lr) {
@@ -102,6 +205,14 @@ SGD::SGD(std::vector<ag::Tensor> params, SGDOptions o) : Optimizer("SGD", std::m
              o.dampening, ")");
 }
 
+std::map<std::string, std::string> SGD::hyperparameters() const {
+  return {{"lr", exact_text(lr())},
+          {"momentum", exact_text(o_.momentum)},
+          {"dampening", exact_text(o_.dampening)},
+          {"weight_decay", exact_text(o_.weight_decay)},
+          {"nesterov", o_.nesterov ? "true" : "false"}};
+}
+
 void SGD::update(std::size_t i, ag::Array& param, const ag::Array& grad) {
   ag::dispatch(param.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -144,6 +255,13 @@ Adam::Adam(const char* name, std::vector<ag::Tensor> params, AdamOptions o, bool
 
 AdamW::AdamW(std::vector<ag::Tensor> params, AdamWOptions o)
     : Adam("AdamW", std::move(params), AdamOptions{o.lr, o.betas, o.eps, o.weight_decay}, true) {}
+
+std::map<std::string, std::string> Adam::hyperparameters() const {
+  return {{"lr", exact_text(lr())},
+          {"betas", exact_text(o_.betas.first) + "," + exact_text(o_.betas.second)},
+          {"eps", exact_text(o_.eps)},
+          {"weight_decay", exact_text(o_.weight_decay)}};
+}
 
 void Adam::update(std::size_t i, ag::Array& param, const ag::Array& grad) {
   ag::Array& m = state(i, 0, param);

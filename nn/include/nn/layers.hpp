@@ -51,6 +51,9 @@ class Dropout : public Module {
   std::string describe() const override;
   double p() const { return p_; }
 
+ protected:
+  ag::Generator* own_generator() override { return &gen_; }
+
  private:
   double p_;
   ag::Generator gen_;

@@ -25,6 +25,10 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::size_t num_parameters() const;  // total number of scalars
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const { return children_; }
+  // Every random generator the module and its children draw from while training (each Dropout's),
+  // named as the parameters are ("layers.0.dropout.generator"): what a checkpoint must hold, beside
+  // the parameters, to resume training exactly (nn::save_training_state).
+  std::vector<std::pair<std::string, ag::Generator*>> named_generators();
 
   void zero_grad();
   void train(bool on = true);  // also sets every child
@@ -41,6 +45,8 @@ class Module {
  protected:
   // Registers a parameter (a leaf that requires grad) under `name` and returns it.
   Tensor register_parameter(const std::string& name, Tensor t);
+  // The generator this module itself draws from, if any (Dropout overrides it).
+  virtual ag::Generator* own_generator() { return nullptr; }
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);

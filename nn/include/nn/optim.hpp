@@ -16,7 +16,14 @@
 // Per-parameter state (momentum buffer; Adam's m and v) is allocated on the first step that
 // parameter has a gradient, with the parameter's dtype. A parameter without a gradient is
 // skipped (its state and its step count do not advance), as in PyTorch.
+//
+// state_dict() / load_state_dict() give that state under PyTorch's names, flattened the way
+// torch.optim.Optimizer.state_dict()["state"] nests them: "state.<i>.<key>", i the parameter's
+// index in parameters(), key exp_avg, exp_avg_sq, step (Adam, AdamW) or momentum_buffer (SGD).
+// hyperparameters() gives the param_groups entries (lr, betas, ...) as text. Whole training runs
+// are saved and resumed with nn::save_training_state (checkpoint.hpp).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -41,8 +48,22 @@ class Optimizer {
   double lr() const { return lr_; }
   void set_lr(double lr);
   std::int64_t steps() const { return steps_; }  // step() calls so far
+  void set_steps(std::int64_t steps);             // for resuming a run (nn::load_training_state)
   const std::vector<ag::Tensor>& parameters() const { return params_; }
   const char* name() const { return name_; }
+
+  // The per-parameter state, copied, as PyTorch names it (see above): only parameters that have
+  // state (that have been updated at least once) appear. Tensors have the parameter's dtype and
+  // shape; "step" is a float64 scalar (shape []), as PyTorch keeps it in a tensor.
+  std::vector<std::pair<std::string, ag::Tensor>> state_dict() const;
+  // Replaces the state with `saved` (as state_dict() gives it); parameters it does not name start
+  // fresh. Errors (nothing changes): a name that is not "state.<i>.<key>" with i < parameters().size()
+  // and a key this optimizer keeps, or a tensor whose shape or dtype differs from its parameter's;
+  // the message lists every problem, one per line.
+  void load_state_dict(const std::vector<std::pair<std::string, ag::Tensor>>& saved);
+  // PyTorch's param_groups entries, as text that reads back exactly ("lr" -> "0.001",
+  // "betas" -> "0.9,0.999", ...), for checkpoints and for refusing to resume with other options.
+  virtual std::map<std::string, std::string> hyperparameters() const = 0;
 
  protected:
   // params: non-empty, defined leaf tensors, each at most once.
@@ -51,6 +72,11 @@ class Optimizer {
   virtual void update(std::size_t i, ag::Array& param, const ag::Array& grad) = 0;
   // The lazily allocated state buffer `slot` of parameter i: zeros shaped and typed as param.
   ag::Array& state(std::size_t i, std::size_t slot, const ag::Array& param, bool* fresh = nullptr);
+  // The PyTorch name of each slot (SGD: momentum_buffer; Adam: exp_avg, exp_avg_sq).
+  virtual std::vector<std::string> slot_names() const = 0;
+  // A per-parameter step count kept beside the slots (Adam's), or -1 when the optimizer has none.
+  virtual std::int64_t param_step(std::size_t) const { return -1; }
+  virtual void set_param_step(std::size_t, std::int64_t) {}
 
  private:
   const char* name_;
@@ -79,9 +105,11 @@ class SGD : public Optimizer {
  public:
   SGD(std::vector<ag::Tensor> params, SGDOptions options);
   const SGDOptions& options() const { return o_; }
+  std::map<std::string, std::string> hyperparameters() const override;
 
  private:
   void update(std::size_t i, ag::Array& param, const ag::Array& grad) override;
+  std::vector<std::string> slot_names() const override { return {"momentum_buffer"}; }
   SGDOptions o_;
 };
 
@@ -109,12 +137,16 @@ class Adam : public Optimizer {
  public:
   Adam(std::vector<ag::Tensor> params, AdamOptions options = {});
   const AdamOptions& options() const { return o_; }
+  std::map<std::string, std::string> hyperparameters() const override;
 
  protected:
   Adam(const char* name, std::vector<ag::Tensor> params, AdamOptions options, bool decoupled);
 
  private:
   void update(std::size_t i, ag::Array& param, const ag::Array& grad) override;
+  std::vector<std::string> slot_names() const override { return {"exp_avg", "exp_avg_sq"}; }
+  std::int64_t param_step(std::size_t i) const override { return param_steps_[i]; }
+  void set_param_step(std::size_t i, std::int64_t step) override { param_steps_[i] = step; }
   AdamOptions o_;
   bool decoupled_;
   std::vector<std::int64_t> param_steps_;
