@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/labkit.hpp"
+#include "common/resume.hpp"
 #include "nn/init.hpp"
 #include "nn/nn.hpp"
 #include "nn/optim.hpp"
@@ -242,8 +243,19 @@ struct SeedRun {
 const std::vector<double> kTemperatures = {0.5, 1.0, 1.5};
 const std::string kPrompt = "MENENIUS:\n";
 
+// What a resumed run must share with the saved one (load_training_state refuses any difference).
+nn::Metadata run_config(const TrainOptions& o, const Text& text, std::uint64_t seed) {
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a of the training text: the same corpus
+  for (auto id : text.train) hash = (hash ^ std::uint64_t(id)) * 1099511628211ull;
+  const GPTOptions& m = o.model;
+  return {{"vocab", std::to_string(m.vocab)},     {"context", std::to_string(m.context)}, {"d_model", std::to_string(m.d_model)},
+          {"heads", std::to_string(m.heads)},     {"layers", std::to_string(m.layers)},   {"dropout", lab::encode_doubles({m.dropout})},
+          {"causal", m.causal ? "true" : "false"}, {"batch", std::to_string(o.batch)},     {"steps", std::to_string(o.steps)},
+          {"eval_every", std::to_string(o.eval_every)}, {"seed", std::to_string(seed)},  {"corpus_fnv1a", std::to_string(hash)}};
+}
+
 SeedRun train_seed(const TrainOptions& o, const Text& text, const Vocab& vocab, const std::set<std::string>& corpus_words,
-                   std::uint64_t seed, const std::string& label) {
+                   std::uint64_t seed, const std::string& label, lab::ResumableRun& saver) {
   SeedRun r;
   r.seed = seed;
   ag::Generator gen(seed);  // initial weights, dropout seeds, batches, samples
@@ -255,10 +267,22 @@ SeedRun train_seed(const TrainOptions& o, const Text& text, const Vocab& vocab, 
 
   nn::AdamW opt(model.parameters(), {.lr = 3e-3, .weight_decay = 0.01});
   nn::CosineSchedule schedule(3e-3, o.steps, o.steps / 20, 3e-4);
-  double minibatch = evaluate(model, text.train, train_sample, T), heldout = evaluate(model, text.heldout, heldout_windows, T);
-  r.curve.push_back({0, minibatch, minibatch, heldout});
+  double minibatch = 0, heldout = 0;
+  // --save-every / --resume: the state holds gen (the batches and samples still to come) and the
+  // curve so far; the model's dropout generators are found by the model itself.
+  nn::TrainingState state{.step = 0, .generators = {{"stream", &gen}}, .config = run_config(o, text, seed), .extra = {}};
+  if (saver.restore(model, opt, state)) {
+    const std::vector<double> curve = lab::decode_doubles(state.extra.at("curve"));
+    for (std::size_t i = 0; i + 3 < curve.size(); i += 4) r.curve.push_back({std::int64_t(curve[i]), curve[i + 1], curve[i + 2], curve[i + 3]});
+    minibatch = lab::decode_doubles(state.extra.at("minibatch")).at(0);
+    heldout = lab::decode_doubles(state.extra.at("heldout")).at(0);
+    r.below_unigram = std::stoll(state.extra.at("below_unigram"));
+  } else {
+    minibatch = evaluate(model, text.train, train_sample, T), heldout = evaluate(model, text.heldout, heldout_windows, T);
+    r.curve.push_back({0, minibatch, minibatch, heldout});
+  }
   lab::Progress bar(o.steps, label);
-  for (std::int64_t step = 1; step <= o.steps; ++step) {
+  for (std::int64_t step = state.step + 1; step <= o.steps; ++step) {
     std::vector<std::size_t> starts(o.batch);
     for (auto& s : starts) s = std::size_t(gen.integer(0, std::int64_t(text.train.size() - T - 1)));
     const Batch b = make_batch(text.train, starts, T);
@@ -276,6 +300,14 @@ SeedRun train_seed(const TrainOptions& o, const Text& text, const Vocab& vocab, 
       if (r.below_unigram < 0 && heldout < text.unigram) r.below_unigram = step;
     }
     bar.update(step, {{"loss", minibatch}, {"held-out", heldout}});
+    if (saver.due(step, o.steps)) {
+      std::vector<double> curve;
+      for (const auto& c : r.curve) curve.insert(curve.end(), {double(c.step), c.minibatch, c.train, c.heldout});
+      state.step = step;
+      state.extra = {{"curve", lab::encode_doubles(curve)}, {"below_unigram", std::to_string(r.below_unigram)},
+                     {"minibatch", lab::encode_doubles({minibatch})}, {"heldout", lab::encode_doubles({heldout})}};
+      saver.save(model, opt, state);
+    }
   }
   bar.finish();
   r.train_loss = evaluate(model, text.train, all_windows(text.train.size(), T), T);
@@ -359,6 +391,8 @@ int main(int argc, char** argv) {
   cli.app().add_option("--context", context, "context length T: the characters the model sees (exercise 2)")
       ->check(CLI::Range(2, 1024));
   cli.app().add_flag("--no-mask", no_mask, "train and sample without the causal mask (exercise 1)");
+  lab::ResumeOptions resume;
+  lab::add_resume_options(cli, resume);
   return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
     const std::string corpus = read_file(corpus_path.empty() ? find_corpus() : std::filesystem::path(corpus_path));
     const Vocab vocab(corpus);
@@ -399,8 +433,9 @@ int main(int argc, char** argv) {
     std::vector<SeedRun> runs;
     for (std::size_t k = 0; k < n_seeds; ++k) {
       const std::uint64_t seed = args.seed + k;
+      lab::ResumableRun saver(args, resume, "seed" + std::to_string(seed));
       runs.push_back(train_seed(o, text, vocab, corpus_words, seed,
-                                "seed " + std::to_string(seed) + " (" + std::to_string(k + 1) + "/" + std::to_string(n_seeds) + ")"));
+                                "seed " + std::to_string(seed) + " (" + std::to_string(k + 1) + "/" + std::to_string(n_seeds) + ")", saver));
       const SeedRun& r = runs.back();
       std::cout << "seed " << seed << ": train " << fmt(r.train_loss, 4) << ", held-out " << fmt(r.heldout_loss, 4)
                 << " nats/char\n";
