@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/labkit.hpp"
+#include "common/resume.hpp"
 #include "nn/nn.hpp"
 #include "nn/optim.hpp"
 
@@ -115,7 +116,23 @@ lab::Seq2SeqBatch head_of(const lab::Seq2SeqBatch& set, std::size_t n) {
 
 // One recipe, one seed: `steps` Adam steps on the seed's batches from the seed's initial weights.
 // The curves of exact match are measured every eval_every steps on 200 held-out dates.
-Run train(const Recipe& r, const Setup& s, std::uint64_t seed, const std::string& label) {
+// What a resumed run must share with the saved one (load_training_state refuses any difference).
+nn::Metadata run_config(const Recipe& r, const Setup& s, std::uint64_t seed) {
+  const nn::TransformerOptions& b = s.base;
+  return {{"recipe", r.name},
+          {"seed", std::to_string(seed)},
+          {"steps", std::to_string(s.steps)},
+          {"eval_every", std::to_string(s.eval_every)},
+          {"batch", std::to_string(s.task.batch_size)},
+          {"years", std::to_string(s.task.min_year) + "-" + std::to_string(s.task.max_year)},
+          {"d_model", std::to_string(b.d_model)},
+          {"num_heads", std::to_string(b.num_heads)},
+          {"dim_feedforward", std::to_string(b.dim_feedforward)},
+          {"warmup", std::to_string(s.schedule.warmup)},
+          {"factor", lab::encode_doubles({s.schedule.factor})}};
+}
+
+Run train(const Recipe& r, const Setup& s, std::uint64_t seed, const std::string& label, lab::ResumableRun& saver) {
   lab::DateOptions to = s.task;
   to.seed = seed;
   lab::DateTask task(to);  // the same batches for every recipe of this seed
@@ -128,8 +145,15 @@ Run train(const Recipe& r, const Setup& s, std::uint64_t seed, const std::string
   run.model = std::make_unique<nn::TransformerSeq2Seq>(task.src_vocab().size(), task.tgt_vocab().size(), o, 2, 2, gen);
   nn::TransformerSeq2Seq& model = *run.model;
   nn::Adam opt(model.parameters(), {.lr = s.peak, .betas = {0.9, 0.98}, .eps = 1e-9});
+  // --save-every / --resume: the state holds the batch stream and the curves so far.
+  nn::TrainingState state{.step = 0, .generators = {{"batches", &task.train_stream()}}, .config = run_config(r, s, seed), .extra = {}};
+  if (saver.restore(model, opt, state)) {
+    run.loss = lab::decode_doubles(state.extra.at("loss"));
+    run.lr = lab::decode_doubles(state.extra.at("lr"));
+    run.exact = lab::decode_doubles(state.extra.at("exact"));
+  }
   lab::Progress bar(s.steps, label, {.plain_percent = 50});
-  for (std::int64_t step = 1; step <= s.steps; ++step) {
+  for (std::int64_t step = state.step + 1; step <= s.steps; ++step) {
     const lab::Seq2SeqBatch b = task.next_batch();
     const ag::Tensor logits = model.forward(b.src, b.dec_in, lab::PAD);  // [B, T, V]
     const ag::Tensor loss = ag::cross_entropy(ag::reshape(logits, {-1, V}), flat(b.dec_target));  // IGNORE at pads
@@ -146,6 +170,11 @@ Run train(const Recipe& r, const Setup& s, std::uint64_t seed, const std::string
     }
     if (step % s.eval_every == 0) run.exact.push_back(exact_match(model, task, curve_set));
     bar.update(step, {{"loss", loss.item()}, {"lr", opt.lr()}, {"exact", run.exact.empty() ? 0.0 : run.exact.back()}});
+    if (saver.due(step, s.steps)) {
+      state.step = step;
+      state.extra = {{"loss", lab::encode_doubles(run.loss)}, {"lr", lab::encode_doubles(run.lr)}, {"exact", lab::encode_doubles(run.exact)}};
+      saver.save(model, opt, state);
+    }
   }
   bar.finish();
   run.final_exact = exact_match(model, task, task.eval_set());
@@ -231,6 +260,8 @@ int main(int argc, char** argv) {
                         ->check(CLI::Range(1, 100))
                         ->capture_default_str();
   cli.app().add_option("--batch", batch, "dates per training batch")->check(CLI::Range(1, 4096))->capture_default_str();
+  lab::ResumeOptions resume;
+  lab::add_resume_options(cli, resume);
   return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
     lab::Checks checks;
     const lab::Chapter chapter(args);
@@ -279,7 +310,8 @@ int main(int argc, char** argv) {
     for (std::size_t k = 0; k < K; ++k) {
       const std::uint64_t seed = args.seed + k;
       for (std::size_t i = 0; i < kRecipes.size(); ++i) {
-        Run run = train(kRecipes[i], s, seed, kRecipes[i].label + ", seed " + std::to_string(seed));
+        lab::ResumableRun saver(args, resume, kRecipes[i].name + "_seed" + std::to_string(seed));
+        Run run = train(kRecipes[i], s, seed, kRecipes[i].label + ", seed " + std::to_string(seed), saver);
         if (i == kPreWarm) {
           lab::DateOptions to = s.task;
           to.seed = seed;
@@ -529,7 +561,6 @@ int main(int argc, char** argv) {
     const lab::SeedStats post_c_tail = stats(kPostConst, tail_of), pre_c_tail = stats(kPreConst, tail_of),
                          post_w_tail = stats(kPostWarm, tail_of);
     const std::string of_K = " of " + std::to_string(K) + " seeds";
-    auto count_of = [&](const lab::SeedStats& st, auto pred) { return std::to_string(st.count(pred)) + of_K; };
     chapter.text("headline", "By the end you will have trained an encoder-decoder Transformer to turn `september 23, 1999` into "
                              "`1999-09-23` (" + percent(pre_w.median()) + " of " + std::to_string(s.task.eval_size) +
                              " unseen dates exactly right after " + std::to_string(s.steps) + " steps, the median of " +

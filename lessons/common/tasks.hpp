@@ -68,6 +68,9 @@ class AddingTask {
 
   explicit AddingTask(AddingOptions o = {});
   AddingBatch next_batch();                                  // from the task's training stream
+  // The generator of the training stream: its state is the stream's position (saved by a
+  // resumable run, nn::TrainingState::generators).
+  ag::Generator& train_stream() { return train_; }
   AddingBatch next_batch(ag::Generator& gen) const;          // B = options().batch_size
   AddingBatch sample(ag::Generator& gen, int count) const;   // B = count
   const AddingBatch& eval_set() const { return eval_; }
@@ -105,6 +108,9 @@ class RecallTask {
 
   explicit RecallTask(RecallOptions o = {});
   RecallBatch next_batch();
+  // The generator of the training stream: its state is the stream's position (saved by a
+  // resumable run, nn::TrainingState::generators).
+  ag::Generator& train_stream() { return train_; }
   RecallBatch next_batch(ag::Generator& gen) const;
   RecallBatch sample(ag::Generator& gen, int count) const;
   const RecallBatch& eval_set() const { return eval_; }
@@ -184,6 +190,9 @@ class ReversalTask {
  public:
   explicit ReversalTask(ReversalOptions o = {});
   Seq2SeqBatch next_batch();
+  // The generator of the training stream: its state is the stream's position (saved by a
+  // resumable run, nn::TrainingState::generators).
+  ag::Generator& train_stream() { return train_; }
   Seq2SeqBatch next_batch(ag::Generator& gen) const;
   Seq2SeqBatch sample(ag::Generator& gen, int count) const;
   const Seq2SeqBatch& eval_set() const { return eval_; }
@@ -224,6 +233,9 @@ class DateTask {
  public:
   explicit DateTask(DateOptions o = {});
   Seq2SeqBatch next_batch();
+  // The generator of the training stream: its state is the stream's position (saved by a
+  // resumable run, nn::TrainingState::generators).
+  ag::Generator& train_stream() { return train_; }
   Seq2SeqBatch next_batch(ag::Generator& gen) const;
   Seq2SeqBatch sample(ag::Generator& gen, int count) const;
   const Seq2SeqBatch& eval_set() const { return eval_; }
