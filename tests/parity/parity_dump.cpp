@@ -377,6 +377,8 @@ const std::string XF_RELU_NAN = "issue 13 section 3, ReLU swallows NaN: relu/max
 const std::string XF_LSTM_BIAS = "issue 13 section 3, LSTM biases: the forget-gate slices start at exactly 0";
 const std::string XF_SCHEDULE = "issue 13 section 3, Schedules: the first update uses lr(1); torch's loop uses lr(0)";
 const std::string XF_SINUS = "issue 13 section 3, Sinusoidal table precision: the table is float32 in float64 models";
+const std::string XF_BLOCKED_ROW =
+    "not in issue 13: a query whose every key is blocked gets zero weights in attnlab (documented in ops.hpp), NaN in torch";
 const std::string XF_LOGSM = "issue 13 section 4, log-softmax computed as x - (m + log sum) loses large logits";
 const std::string XF_POW0 = "issue 13 section 4, 0 * inf in a derivative at a boundary: d/dx x^0 at x = 0";
 
@@ -645,6 +647,12 @@ void op_cases(Dumper& d) {
     const Tensor fm = uniform({Tq, Tk}, g, -1, 1);
     d.op("op/attention_weights/float_mask_added", "attention_weights", {{"scale", 0.0}, {"mask", "float"}}, {{"q", q}, {"k", k}, {"mask", fm}},
          {"q", "k"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; }, XF_MASK);
+    // one query row with every key blocked
+    Tensor rowmask = ag::zeros({Tq, Tk}, {ag::f64});
+    for (std::size_t j = 0; j < Tk; ++j) rowmask.data<double>()(2, j) = 1;
+    d.op("op/attention_weights/fully_blocked_row", "attention_weights", {{"scale", 0.0}, {"mask", "bool"}},
+         {{"q", q}, {"k", k}, {"mask", rowmask}}, {"q", "k"},
+         [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; }, XF_BLOCKED_ROW);
     for (std::size_t block : {64, 2}) {
       const std::string b = "/block" + std::to_string(block);
       d.op("op/tiled_attention/no_mask" + b, "tiled_attention", {{"scale", 0.0}, {"causal", false}, {"mask", "none"}},
