@@ -711,6 +711,8 @@ void module_cases(Dumper& d) {
     Tensor kpm_self = ag::zeros({B, T}, {ag::f64}), kpm_cross = ag::zeros({B, S}, {ag::f64});
     kpm_self.data<double>()(1, 4) = 1;
     kpm_cross.data<double>()(0, 5) = kpm_cross.data<double>()(1, 3) = kpm_cross.data<double>()(1, 4) = kpm_cross.data<double>()(1, 5) = 1;
+    Tensor cross_mask = ag::zeros({T, S}, {ag::f64});  // [Tq, Tk], not square: query t may not see key t + 1
+    for (std::size_t t = 0; t + 1 < S && t < T; ++t) cross_mask.data<double>()(t, t + 1) = 1;
     for (const std::string impl : {"naive", "tiled"}) {
       const json c{{"module", "MultiheadAttention"}, {"d", D}, {"heads", 2}, {"impl", impl}};
       const std::string p = "module/MultiheadAttention/" + impl + "/";
@@ -718,6 +720,9 @@ void module_cases(Dumper& d) {
       d.module(p + "self_causal_padding", c, {{"query", x}, {"key_padding_mask", kpm_self}, {"attn_mask", causal(T)}}, {"query"});
       d.module(p + "cross", c, {{"query", x}, {"key", mem}, {"value", val}}, {"query", "key", "value"});
       d.module(p + "cross_padding", c, {{"query", x}, {"key", mem}, {"value", val}, {"key_padding_mask", kpm_cross}}, {"query", "key", "value"});
+      d.module(p + "cross_padding_attn_mask", c,
+               {{"query", x}, {"key", mem}, {"value", val}, {"key_padding_mask", kpm_cross}, {"attn_mask", cross_mask}},
+               {"query", "key", "value"});
     }
     const json c{{"module", "MultiheadAttention"}, {"d", D}, {"heads", 2}};
     // a 0/1 float causal mask: torch adds it (known difference); and a float bias mask

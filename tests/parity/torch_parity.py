@@ -18,7 +18,11 @@ must differ; if it agrees it is reported as unexpectedly passing and the run fai
 case, then the counts; the exit status is non-zero on any failure or unexpected pass.
 Needs only torch and numpy (safetensors is read and written here with numpy).
 """
-import argparse
+import time
+
+_T0 = time.time()  # before importing torch: the wall time printed includes it
+
+import argparse  # noqa: E402
 import functools
 import json
 import math
@@ -27,11 +31,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)
@@ -543,7 +546,6 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-10)
     ap.add_argument("-k", dest="only", default="", help="only cases whose name contains this")
     args = ap.parse_args()
-    t0 = time.time()
     tmp = None
     if args.dir:
         d = args.dir
@@ -577,7 +579,7 @@ def main():
     checks += reverse_checkpoints(cases, d, args.tol, args.parity_dump)
 
     counts = {"pass": 0, "xfail": 0, "fail": 0, "xpass": 0}
-    bad = []
+    bad, groups = [], {}
     for name, xfail, check in checks:
         res = Result()
         try:
@@ -594,6 +596,8 @@ def main():
         else:
             status = "fail"
         counts[status] += 1
+        group = groups.setdefault(name.split("/")[0], {"pass": 0, "xfail": 0, "fail": 0, "xpass": 0})
+        group[status] += 1
         line = f"{status.upper():6} {name:70} max abs error {err}"
         if status == "fail":
             line += f"  (worst: {res.where})"
@@ -607,8 +611,10 @@ def main():
     cpu = os.times()
     print(f"\nparity with torch {torch.__version__} (float64, tol {args.tol:g}): {len(checks)} cases, "
           f"{counts['pass']} pass, {counts['xfail']} xfail (known differences), {counts['fail']} fail, "
-          f"{counts['xpass']} unexpectedly passing; {time.time() - t0:.1f} s wall, "
+          f"{counts['xpass']} unexpectedly passing; {time.time() - _T0:.1f} s wall, "
           f"{cpu.user + cpu.system + cpu.children_user + cpu.children_system:.1f} s CPU")
+    for g, c in groups.items():
+        print(f"  {g:22} {sum(c.values()):4} cases: {c['pass']} pass, {c['xfail']} xfail, {c['fail']} fail, {c['xpass']} unexpectedly passing")
     if bad:
         print("\n".join(["", "failures:"] + bad))
     return 1 if bad else 0
