@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "common/labkit.hpp"
+#include "common/resume.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/optim.hpp"
 
@@ -86,6 +87,8 @@ class Data {
     return {ag::slice(e.one_hot, 0, std::int64_t(lo), std::int64_t(hi)), {}, ag::Indices(t)};
   }
   std::size_t eval_size() const { return task_ == Task::adding ? adding_.eval_set().size() : recall_.eval_set().size(); }
+  // The training batches' generator: its state is the stream's position (--save-every, --resume).
+  ag::Generator& stream() { return task_ == Task::adding ? adding_.train_stream() : recall_.train_stream(); }
 
   // Recall: the best accuracy a reader blind to order can reach on the held-out set. It knows
   // which symbols occur and how often, and which one is last (the position it answers from), so
@@ -213,7 +216,8 @@ struct Result {
 
 double cpu_now() { return double(std::clock()) / CLOCKS_PER_SEC; }
 
-Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool first_seed, const lab::LessonArgs& args) {
+Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool first_seed, const lab::LessonArgs& args,
+                 const lab::ResumeOptions& resume) {
   const double cpu0 = cpu_now();
   Data data(task, T, c);
   ag::Generator init(c.seed * 1000 + 7);  // the same initialisation stream for every model
@@ -227,11 +231,13 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
                                (c.positions ? "" : "_nopos");
   r.curve = args.path("curve_" + run_name + "_seed" + std::to_string(c.seed) + ".csv");
   lab::CurveLog log(r.curve, {"metric", "train_loss"});
+  std::vector<double> curve;  // step, metric, train_loss per evaluation: what a saved state keeps of the log
   auto record = [&](std::int64_t step, double train_loss) {
     const double m = evaluate(model, task, data, c);
     r.metric = m;
     if (r.solved_at < 0 && solved(task, m)) r.solved_at = step;
     log.log(double(step), {m, train_loss});
+    curve.insert(curve.end(), {double(step), m, train_loss});
     return m;
   };
   std::ostringstream label;
@@ -239,14 +245,30 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
   // In a log (not a terminal): a few lines for the first seed's runs, one for the others.
   lab::Progress bar(c.steps, label.str(), {.plain_percent = first_seed ? 25 : 100});
   double smoothed;  // the training loss, smoothed; at step 0, the loss on a held-out batch
-  {
-    ag::NoGrad no_grad;
-    const Batch b = data.eval_rows(0, std::min<std::size_t>(64, data.eval_size()));
-    smoothed = loss_of(task, run(model, b.x, c), b).item();
+  // --save-every / --resume (for --full): the state holds the batch stream and the curve so far.
+  lab::ResumableRun saver(args, resume, run_name + "_seed" + std::to_string(c.seed));
+  nn::TrainingState state{.step = 0,
+                          .generators = {{"batches", &data.stream()}},
+                          .config = {{"steps", std::to_string(c.steps)}, {"eval_every", std::to_string(c.eval_every)},
+                                     {"eval_size", std::to_string(c.eval_size)}, {"hidden", std::to_string(c.hidden)},
+                                     {"batch", std::to_string(c.batch)}, {"layers", std::to_string(c.transformer_layers)}},
+                          .extra = {}};
+  if (saver.restore(model, opt, state)) {
+    curve = lab::decode_doubles(state.extra.at("curve"));
+    for (std::size_t i = 0; i + 2 < curve.size(); i += 3) log.log(curve[i], {curve[i + 1], curve[i + 2]});
+    r.metric = curve[curve.size() - 2];
+    r.solved_at = std::stoll(state.extra.at("solved_at"));
+    smoothed = lab::decode_doubles(state.extra.at("smoothed")).at(0);
+  } else {
+    {
+      ag::NoGrad no_grad;
+      const Batch b = data.eval_rows(0, std::min<std::size_t>(64, data.eval_size()));
+      smoothed = loss_of(task, run(model, b.x, c), b).item();
+    }
+    record(0, smoothed);
   }
-  record(0, smoothed);
   const bool higher_is_better = task == Task::recall;
-  for (std::int64_t step = 1; step <= c.steps; ++step) {
+  for (std::int64_t step = state.step + 1; step <= c.steps; ++step) {
     const Batch b = data.next();
     const Tensor loss = loss_of(task, run(model, b.x, c), b);
     model.zero_grad();
@@ -259,6 +281,12 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
       bar.update(step, {{"loss", smoothed}, {higher_is_better ? "acc" : "mse", m}});
     } else {
       bar.update(step, {{"loss", smoothed}});
+    }
+    if (saver.due(step, c.steps)) {
+      state.step = step;
+      state.extra = {{"curve", lab::encode_doubles(curve)}, {"solved_at", std::to_string(r.solved_at)},
+                     {"smoothed", lab::encode_doubles({smoothed})}};
+      saver.save(model, opt, state);
     }
   }
   bar.finish();
@@ -470,6 +498,8 @@ int main(int argc, char** argv) {
   cli.app().add_option("--eval-every", c.eval_every, "evaluate on the held-out set every N steps (--full: 100; --quick: 20)")->check(CLI::Range(1, 1000000));
   cli.app().add_option("--layers", c.transformer_layers, "Transformer encoder layers (pre-LN, 4 heads, FFN 128)")->check(CLI::Range(1, 12));
   cli.app().add_flag("--no-positions", no_positions, "train the Transformer without its positional encoding (exercise 3)");
+  lab::ResumeOptions resume;
+  lab::add_resume_options(cli, resume);
   return lab::run_lesson(argc, argv, cli, [&](const lab::LessonArgs& args) {
     const double cpu_start = cpu_now();
     const std::string default_tasks = "recall,adding", default_models = "rnn,lstm,transformer";
@@ -511,7 +541,7 @@ int main(int argc, char** argv) {
           for (std::uint64_t k = 0; k < n_seeds; ++k) {
             Config ck = c;
             ck.seed = args.seed + k;
-            results.push_back(train_one(task, kind, T, ck, k == 0, args));
+            results.push_back(train_one(task, kind, T, ck, k == 0, args, resume));
           }
     // Exercise 3: the Transformer without positions, at the shortest T.
     std::vector<const Result*> nopos_recall, nopos_adding;
@@ -522,7 +552,7 @@ int main(int argc, char** argv) {
           Config ck = c;
           ck.seed = args.seed + k;
           ck.positions = false;
-          results.push_back(train_one(task, lab::ModelKind::transformer, Ts.front(), ck, k == 0, args));
+          results.push_back(train_one(task, lab::ModelKind::transformer, Ts.front(), ck, k == 0, args, resume));
         }
       for (const auto& r : results)
         if (!r.positions) (r.task == Task::recall ? nopos_recall : nopos_adding).push_back(&r);
