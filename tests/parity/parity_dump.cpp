@@ -379,6 +379,10 @@ const std::string XF_SCHEDULE = "issue 13 section 3, Schedules: the first update
 const std::string XF_SINUS = "issue 13 section 3, Sinusoidal table precision: the table is float32 in float64 models";
 const std::string XF_BLOCKED_ROW =
     "not in issue 13: a query whose every key is blocked gets zero weights in attnlab (documented in ops.hpp), NaN in torch";
+const std::string XF_MAX_TIES =
+    "not in issue 13: max(x) sends the gradient to the first maximal element (documented in ops.hpp); torch's max() shares it evenly among ties";
+const std::string XF_CE_IGNORED =
+    "not in issue 13: cross_entropy's mean over zero counted targets is 0 (commented in ops_nn.cpp); torch gives NaN";
 const std::string XF_LOGSM = "issue 13 section 4, log-softmax computed as x - (m + log sum) loses large logits";
 const std::string XF_POW0 = "issue 13 section 4, 0 * inf in a derivative at a boundary: d/dx x^0 at x = 0";
 
@@ -496,7 +500,8 @@ void op_cases(Dumper& d) {
     red("max_axis", {2, 3, 4}, {{"axis", -1}, {"keepdim", true}}, [](const Tensor& x) { return ag::max(x, -1, true); }, "/axis-1_keepdim");
     // ties: which element(s) the gradient goes to
     const Tensor ties = of({1.0, 3.0, 3.0, -1.0, 2.0, 2.0}, {2, 3});
-    d.op("op/max/ties", "max", json::object(), {{"x", ties}}, {"x"}, [](const Ins& x) { return Named{{"y", ag::max(x["x"])}}; });
+    d.op("op/max/ties", "max", json::object(), {{"x", ties}}, {"x"}, [](const Ins& x) { return Named{{"y", ag::max(x["x"])}}; },
+         XF_MAX_TIES);
     d.op("op/max_axis/ties", "max_axis", {{"axis", 1}, {"keepdim", false}}, {{"x", ties}}, {"x"},
          [](const Ins& x) { return Named{{"y", ag::max(x["x"], 1)}}; });
   }
@@ -540,6 +545,16 @@ void op_cases(Dumper& d) {
     d.op(name, "matmul", json::object(), {{"a", uniform(sa, g)}, {"b", uniform(sb, g)}}, {"a", "b"},
          [](const Ins& x) { return Named{{"y", ag::matmul(x["a"], x["b"])}}; });
   }
+  {  // operands that are transposes (gemm flags, no copies)
+    ag::Generator g(seed_of("op/matmul/transposed"));
+    d.op("op/matmul/transposed_a", "matmul_tt", {{"ta", true}, {"tb", false}}, {{"a", uniform({4, 3}, g)}, {"b", uniform({4, 5}, g)}}, {"a", "b"},
+         [](const Ins& x) { return Named{{"y", ag::matmul(ag::transpose(x["a"], 0, 1), x["b"])}}; });
+    d.op("op/matmul/transposed_b_batched", "matmul_tt", {{"ta", false}, {"tb", true}},
+         {{"a", uniform({2, 3, 4}, g)}, {"b", uniform({2, 5, 4}, g)}}, {"a", "b"},
+         [](const Ins& x) { return Named{{"y", ag::matmul(x["a"], ag::transpose(x["b"], -1, -2))}}; });
+    d.op("op/matmul/transposed_both", "matmul_tt", {{"ta", true}, {"tb", true}}, {{"a", uniform({2, 4, 3}, g)}, {"b", uniform({5, 4}, g)}},
+         {"a", "b"}, [](const Ins& x) { return Named{{"y", ag::matmul(ag::transpose(x["a"], -1, -2), ag::transpose(x["b"], 0, 1))}}; });
+  }
   for (const auto& [sx, bias] : std::vector<std::pair<Shape, bool>>{{{5, 4}, true}, {{2, 3, 4}, true}, {{2, 3, 4}, false}}) {
     const std::string name = "op/linear/" + ag::shape_str(sx) + (bias ? "" : "/no_bias");
     ag::Generator g(seed_of(name));
@@ -564,6 +579,21 @@ void op_cases(Dumper& d) {
       if (cell == "gru_cell") return Named{{"h", ag::gru_cell(x["xp"], 1, x["h"], x["weight_hh"], x["bias_hh"])}};
       ag::LstmState s = ag::lstm_cell(x["xp"], 1, x["h"], x["c"], x["weight_hh"], x["bias_hh"]);
       return Named{{"h", s.h}, {"c", s.c}};
+    });
+  }
+
+  for (const std::string cell : {"rnn_cell", "lstm_cell", "gru_cell"}) {  // bias_hh undefined
+    const std::size_t G = cell == "rnn_cell" ? 1 : cell == "lstm_cell" ? 4 : 3, B = 3, H = 2;
+    const std::string name = "op/" + cell + "/no_bias_hh";
+    ag::Generator g(seed_of(name));
+    Named in{{"xp", uniform({B, G * H}, g)}, {"h", uniform({B, H}, g)}, {"weight_hh", uniform({G * H, H}, g)}};
+    std::vector<std::string> gr{"xp", "h", "weight_hh"};
+    if (cell == "lstm_cell") in.push_back({"c", uniform({B, H}, g)}), gr.push_back("c");
+    d.op(name, cell, {{"t", 0}, {"two_d", true}}, in, gr, [cell](const Ins& x) {
+      if (cell == "rnn_cell") return Named{{"h", ag::rnn_cell(x["xp"], 0, x["h"], x["weight_hh"], {})}};
+      if (cell == "gru_cell") return Named{{"h", ag::gru_cell(x["xp"], 0, x["h"], x["weight_hh"], {})}};
+      ag::LstmState st = ag::lstm_cell(x["xp"], 0, x["h"], x["c"], x["weight_hh"], {});
+      return Named{{"h", st.h}, {"c", st.c}};
     });
   }
 
@@ -596,6 +626,21 @@ void op_cases(Dumper& d) {
     if (affine) gr.push_back("weight"), gr.push_back("bias");
     d.op(name, "layer_norm", {{"eps", 1e-5}}, in, gr,
          [](const Ins& x) { return Named{{"y", ag::layer_norm(x["x"], x.get("weight"), x.get("bias"), 1e-5)}}; });
+  }
+  {
+    Tensor x = of({1.5, 1.5, 1.5, 1.5, -1, 0, 2, 3}, {2, 4});  // row 0 constant: variance 0
+    ag::Generator g(seed_of("op/layer_norm/constant_row"));
+    d.op("op/layer_norm/constant_row_eps1e-3", "layer_norm", {{"eps", 1e-3}}, {{"x", x}, {"weight", uniform({4}, g)}, {"bias", uniform({4}, g)}},
+         {"x", "weight", "bias"}, [](const Ins& i) { return Named{{"y", ag::layer_norm(i["x"], i["weight"], i["bias"], 1e-3)}}; });
+    d.op("op/cross_entropy/mean_all_ignored", "cross_entropy", {{"reduction", "mean"}, {"ignore_index", 1}}, {{"logits", uniform({2, 3}, g)}},
+         {"logits"}, [](const Ins& i) { return Named{{"y", ag::cross_entropy(i["logits"], i.ids("targets"), {.ignore_index = 1})}}; },
+         XF_CE_IGNORED,
+         {{"targets", ag::Indices({1, 1})}});
+    // where() picking sqrt only where x > 0: the other branch's NaN derivative (both frameworks: 0 * NaN)
+    d.op("op/where/sqrt_branch", "where_sqrt", json::object(), {{"x", of({-1.0, 0.25, 4.0, -0.5}, {4})}}, {"x"}, [](const Ins& i) {
+      const Tensor pos = ag::tensor({0, 1, 1, 0}, {4}, {ag::f64});
+      return Named{{"y", ag::where(pos, ag::sqrt(i["x"]), ag::zeros({4}, {ag::f64}))}};
+    });
   }
   {
     ag::Generator g(seed_of("op/embedding"));
@@ -667,6 +712,15 @@ void op_cases(Dumper& d) {
              return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], {}, {.causal = true, .block = block})}};
            });
     }
+    {
+      ag::Generator g2(seed_of("op/attention/tall"));
+      const Tensor qt = uniform({2, 7, 4}, g2), kt = uniform({2, 4, 4}, g2), vt = uniform({2, 4, 3}, g2);
+      for (std::size_t block : {64, 3})
+        d.op("op/tiled_attention/causal_more_queries_than_keys/block" + std::to_string(block), "tiled_attention",
+             {{"scale", 0.0}, {"causal", true}, {"mask", "none"}}, {{"q", qt}, {"k", kt}, {"v", vt}}, {"q", "k", "v"}, [block](const Ins& x) {
+               return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], {}, {.causal = true, .block = block})}};
+             });
+    }
     d.op("op/scaled_dot_product_attention/padding", "sdpa", {{"scale", 0.0}, {"mask", "bool"}},
          {{"q", q}, {"k", k}, {"v", v}, {"mask", kpm}}, {"q", "k", "v"}, [](const Ins& x) {
            nn::AttentionOutput a = nn::scaled_dot_product_attention(x["q"], x["k"], x["v"], x["mask"]);
@@ -682,6 +736,8 @@ void module_cases(Dumper& d) {
     auto g = gen_for("module/Linear");
     d.module("module/Linear", {{"module", "Linear"}, {"in", 4}, {"out", 3}}, {{"x", uniform({2, 5, 4}, g)}}, {"x"});
     d.module("module/Linear/no_bias", {{"module", "Linear"}, {"in", 4}, {"out", 3}, {"bias", false}}, {{"x", uniform({5, 4}, g)}}, {"x"});
+    d.module("module/Linear/1d_input", {{"module", "Linear"}, {"in", 4}, {"out", 3}}, {{"x", uniform({4}, g)}}, {"x"});
+    d.module("module/LayerNorm/eps1e-2", {{"module", "LayerNorm"}, {"dim", 5}, {"eps", 1e-2}}, {{"x", uniform({3, 5}, g, -2, 2)}}, {"x"});
     d.module("module/LayerNorm", {{"module", "LayerNorm"}, {"dim", 6}, {"eps", 1e-5}}, {{"x", uniform({2, 3, 6}, g, -2, 2)}}, {"x"});
     d.module("module/Embedding", {{"module", "Embedding"}, {"num", 7}, {"dim", 4}}, {}, {}, "", {{"ids", ag::Indices({1, 6, 1, 0, 3, 1}, {2, 3})}});
     d.module("module/FeedForward/relu", {{"module", "FeedForward"}, {"dim", 4}, {"hidden", 8}, {"activation", "relu"}},
@@ -725,6 +781,14 @@ void module_cases(Dumper& d) {
                {"query", "key", "value"});
     }
     const json c{{"module", "MultiheadAttention"}, {"d", D}, {"heads", 2}};
+    {  // torch's nn.Transformer.generate_square_subsequent_mask: float, 0 and -inf; blocks under either rule
+      Tensor m = ag::zeros({T, T}, {ag::f64});
+      for (std::size_t i = 0; i < T; ++i)
+        for (std::size_t j = i + 1; j < T; ++j) m.data<double>()(i, j) = -std::numeric_limits<double>::infinity();
+      json cf = c;
+      cf["torch_mask"] = "float";
+      d.module("module/MultiheadAttention/float_neg_inf_causal_mask", cf, {{"query", x}, {"attn_mask", m}, {"key_padding_mask", kpm_self}}, {"query"});
+    }
     // a 0/1 float causal mask: torch adds it (known difference); and a float bias mask
     json cf = c;
     cf["torch_mask"] = "float";  // torch is given the same float tensor
@@ -833,6 +897,7 @@ void optimizer_cases(Dumper& d) {
   sgd("nesterov", {.lr = 0.1, .momentum = 0.9, .nesterov = true});
   sgd("weight_decay", {.lr = 0.1, .weight_decay = 0.05});
   sgd("nesterov_weight_decay_clip", {.lr = 0.1, .momentum = 0.8, .weight_decay = 0.05, .nesterov = true}, 0.5);
+  sgd("momentum_clip_not_reached", {.lr = 0.1, .momentum = 0.9}, 100.0);
   auto adam = [&](const std::string& name, nn::AdamOptions o, double clip = 0) {
     optimizer_case(d, "optim/Adam/" + name,
                    {{"optimizer", "Adam"}, {"lr", o.lr}, {"beta1", o.betas.first}, {"beta2", o.betas.second}, {"eps", o.eps},
