@@ -567,6 +567,9 @@ def main():
     with open(os.path.join(d, "manifest.json")) as fh:
         cases = json.load(fh)["cases"]
     cases = [c for c in cases if args.only in c["name"]]
+    if not cases:
+        print(f"no case name contains '{args.only}'")
+        return 2
 
     checks = []
     for case in cases:
