@@ -211,6 +211,7 @@ OPS = {
     "abs": Y(lambda x, i, a: torch.abs(x["x"])),
     "clamp": Y(lambda x, i, a: torch.clamp(x["x"], a["lo"], a["hi"])),
     "gelu": Y(lambda x, i, a: F.gelu(x["x"], approximate=a["approximate"])),
+    "gelu_tanh": Y(lambda x, i, a: F.gelu(x["x"], approximate=a["approximate"])),
     "sum": Y(lambda x, i, a: x["x"].sum() if a["axes"] is None else x["x"].sum(a["axes"], keepdim=a["keepdim"])),
     "mean": Y(lambda x, i, a: x["x"].mean() if a["axes"] is None else x["x"].mean(a["axes"], keepdim=a["keepdim"])),
     "max": Y(lambda x, i, a: x["x"].max()),
@@ -249,7 +250,7 @@ OPS = {
 
 # ---- modules -----------------------------------------------------------------------------------------
 def activation(cfg):
-    a = cfg.get("torch_activation", cfg.get("activation", "relu"))
+    a = cfg.get("activation", "relu")  # "gelu" is torch's default (erf) form, "gelu_tanh" its approximate="tanh"
     return {"relu": "relu", "gelu": "gelu", "gelu_tanh": functools.partial(F.gelu, approximate="tanh"), "tanh": torch.tanh}[a]
 
 
@@ -501,6 +502,10 @@ def check_schedule(case, f, tol, res):
         res.add("lr_used", f["lr_used"], np.array(lrs), tol)
 
 
+def check_sinusoidal_table(case, f, tol, res):
+    res.add("table", f["table"], tnp(SinusoidalPositionalEncoding(case["attrs"]).pe), tol)
+
+
 def check_init(case, f, tol, res):
     h = case["attrs"]["hidden"]
     bound = 1 / math.sqrt(h)
@@ -584,6 +589,8 @@ def main():
                 check_optimizer(case, f, args.tol, res)
             elif kind.startswith("schedule"):
                 check_schedule(case, f, args.tol, res)
+            elif kind == "sinusoidal_table":
+                check_sinusoidal_table(case, f, args.tol, res)
             elif kind == "init":
                 check_init(case, f, args.tol, res)
             else:
