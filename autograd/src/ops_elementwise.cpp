@@ -178,17 +178,17 @@ Tensor pow(const Tensor& a, const Tensor& b) {
     const auto sa = detail::broadcast_strides(a.shape(), shape), sb = detail::broadcast_strides(b.shape(), shape);
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
-      if (self.needs_grad(0)) {  // d(a^b)/da = b a^(b-1)
+      if (self.needs_grad(0)) {  // d(a^b)/da = b a^(b-1); 0 where b = 0 (a^0 is the constant 1, even at a = 0)
         Array da = Array::empty(self.data.dtype(), shape);
         broadcast_binary(da.ptr<T>(), shape, a.ptr<T>(), sa, b.ptr<T>(), sb,
-                         [](T x, T y) { return y * std::pow(x, y - T(1)); });
+                         [](T x, T y) { return y == T(0) ? T(0) : y * std::pow(x, y - T(1)); });
         kernels::mul(da.ptr<T>(), da.ptr<T>(), self.grad->ptr<T>(), da.size());
         self.accumulate(0, da);
       }
-      if (self.needs_grad(1)) {  // d(a^b)/db = a^b log(a)
+      if (self.needs_grad(1)) {  // d(a^b)/db = a^b log(a); 0 at a = 0, b >= 0 (not 0 * -inf), as PyTorch
         Array db = Array::empty(self.data.dtype(), shape);
         broadcast_binary(db.ptr<T>(), shape, a.ptr<T>(), sa, b.ptr<T>(), sb,
-                         [](T x, T y) { return std::pow(x, y) * std::log(x); });
+                         [](T x, T y) { return x == T(0) && y >= T(0) ? T(0) : std::pow(x, y) * std::log(x); });
         kernels::mul(db.ptr<T>(), db.ptr<T>(), self.grad->ptr<T>(), db.size());
         self.accumulate(1, db);
       }
@@ -305,7 +305,7 @@ Tensor rdiv(const Tensor& a, double s) {  // s / a; d/da = -s/a^2 = -y/a
       });
 }
 
-Tensor pow(const Tensor& a, double e) {  // d(x^e)/dx = e x^(e-1)
+Tensor pow(const Tensor& a, double e) {  // d(x^e)/dx = e x^(e-1); 0 for e = 0 (x^0 = 1, also at x = 0)
   return unary_op("pow_scalar", a,
       [e](auto* y, const auto* x, std::size_t n) {
         using T = decltype(*y + 0);
@@ -313,6 +313,7 @@ Tensor pow(const Tensor& a, double e) {  // d(x^e)/dx = e x^(e-1)
       },
       [e](auto* dx, const auto* x, const auto*, const auto* dy, std::size_t n) {
         using T = decltype(*dx + 0);
+        if (e == 0) return;
         for (std::size_t i = 0; i < n; ++i) dx[i] += dy[i] * T(e) * std::pow(x[i], T(e - 1));
       });
 }
@@ -349,14 +350,29 @@ Tensor sigmoid(const Tensor& x) {  // d sigmoid = y (1 - y)
       [](auto* dx, const auto*, const auto* y, const auto* dy, std::size_t n) { kernels::sigmoid_backward(dx, y, dy, n); });
 }
 
-Tensor relu(const Tensor& x) {  // d relu = [x > 0]
+Tensor relu(const Tensor& x) {  // relu(NaN) = NaN; d relu = [x > 0] (0 at x = 0), as PyTorch
   return unary_op("relu", x, [](auto* y, const auto* xs, std::size_t n) { kernels::relu(y, xs, n); },
       [](auto* dx, const auto* xs, const auto*, const auto* dy, std::size_t n) { kernels::relu_backward(dx, xs, dy, n); });
 }
 
-Tensor gelu(const Tensor& x) {
-  return unary_op("gelu", x, [](auto* y, const auto* xs, std::size_t n) { kernels::gelu(y, xs, n); },
-      [](auto* dx, const auto* xs, const auto*, const auto* dy, std::size_t n) { kernels::gelu_backward(dx, xs, dy, n); });
+Tensor gelu(const Tensor& x, GeluApproximate approximate) {
+  if (approximate == GeluApproximate::tanh)  // the SIMD kernels
+    return unary_op("gelu_tanh", x, [](auto* y, const auto* xs, std::size_t n) { kernels::gelu(y, xs, n); },
+        [](auto* dx, const auto* xs, const auto*, const auto* dy, std::size_t n) { kernels::gelu_backward(dx, xs, dy, n); });
+  // x Phi(x), Phi the standard normal CDF; d/dx = Phi(x) + x phi(x), phi the density
+  return unary_op("gelu", x,
+      [](auto* y, const auto* xs, std::size_t n) {
+        using T = decltype(*y + 0);
+        for (std::size_t i = 0; i < n; ++i) y[i] = T(0.5) * xs[i] * (T(1) + std::erf(xs[i] * T(M_SQRT1_2)));
+      },
+      [](auto* dx, const auto* xs, const auto*, const auto* dy, std::size_t n) {
+        using T = decltype(*dx + 0);
+        const T inv_sqrt_2pi = T(0.3989422804014327);  // 1 / sqrt(2 pi)
+        for (std::size_t i = 0; i < n; ++i) {
+          const T x = xs[i], cdf = T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
+          dx[i] += dy[i] * (cdf + x * inv_sqrt_2pi * std::exp(T(-0.5) * x * x));
+        }
+      });
 }
 
 Tensor abs(const Tensor& x) {  // d |x| = sign(x)

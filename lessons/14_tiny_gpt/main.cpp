@@ -98,7 +98,7 @@ class TinyGPT : public nn::Module {
     tok_emb = register_module("tok_emb", std::make_shared<nn::Embedding>(o.vocab, o.d_model, gen));
     pos_emb = register_module("pos_emb", std::make_shared<nn::LearnedPositionalEncoding>(o.d_model, o.context, gen));
     nn::TransformerOptions t{.d_model = o.d_model, .num_heads = o.heads, .dim_feedforward = 4 * o.d_model,
-                             .dropout = o.dropout, .activation = nn::Activation::gelu, .norm_first = true};
+                             .dropout = o.dropout, .activation = nn::Activation::gelu_tanh, .norm_first = true};  // GPT-2's GELU
     blocks = register_module("blocks", std::make_shared<nn::TransformerEncoder>(t, o.layers, gen));  // ends in LN
     lm_head = register_module("lm_head", std::make_shared<nn::Linear>(o.d_model, o.vocab, gen));
     ag::NoGrad ng;

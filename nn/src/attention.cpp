@@ -168,14 +168,15 @@ std::string AdditiveAttention::describe() const {
 
 // ---- positional encodings ------------------------------------------------------------------------
 SinusoidalPositionalEncoding::SinusoidalPositionalEncoding(std::size_t D, std::size_t max_len) {
-  pe_ = ag::zeros({max_len, D});
-  float* p = pe_.data<float>().data();
+  pe64_ = ag::zeros({max_len, D}, {.dtype = ag::f64});
+  double* p = pe64_.data<double>().data();
   for (std::size_t t = 0; t < max_len; ++t)
     for (std::size_t i = 0; i < D; i += 2) {
       const double angle = double(t) / std::pow(10000.0, double(i) / double(D));
-      p[t * D + i] = float(std::sin(angle));
-      if (i + 1 < D) p[t * D + i + 1] = float(std::cos(angle));
+      p[t * D + i] = std::sin(angle);
+      if (i + 1 < D) p[t * D + i + 1] = std::cos(angle);
     }
+  pe_ = pe64_.to(ag::f32);
 }
 
 static Tensor add_positions(const char* who, const Tensor& x, const Tensor& table) {
@@ -185,7 +186,9 @@ static Tensor add_positions(const char* who, const Tensor& x, const Tensor& tabl
   return x + (pos.dtype() == x.dtype() ? pos : pos.to(x.dtype()));
 }
 
-Tensor SinusoidalPositionalEncoding::forward(const Tensor& x) const { return add_positions("SinusoidalPositionalEncoding", x, pe_); }
+Tensor SinusoidalPositionalEncoding::forward(const Tensor& x) const {
+  return add_positions("SinusoidalPositionalEncoding", x, x.dtype() == ag::f64 ? pe64_ : pe_);
+}
 std::string SinusoidalPositionalEncoding::describe() const {
   return "SinusoidalPositionalEncoding(d_model=" + std::to_string(pe_.shape()[1]) + ")";
 }

@@ -71,6 +71,7 @@ Tensor activate(const Tensor& x, Activation a) {
   switch (a) {
     case Activation::relu: return ag::relu(x);
     case Activation::gelu: return ag::gelu(x);
+    case Activation::gelu_tanh: return ag::gelu(x, ag::GeluApproximate::tanh);
     case Activation::tanh: return ag::tanh(x);
   }
   return x;
@@ -80,6 +81,7 @@ const char* activation_name(Activation a) {
   switch (a) {
     case Activation::relu: return "relu";
     case Activation::gelu: return "gelu";
+    case Activation::gelu_tanh: return "gelu_tanh";
     case Activation::tanh: return "tanh";
   }
   return "?";

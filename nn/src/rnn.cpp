@@ -103,10 +103,10 @@ Recurrent::Recurrent(CellKind kind, std::size_t in, std::size_t hidden, ag::Gene
     weight_hh.push_back(register_parameter("weight_hh" + sfx, uniform_tensor({G * hidden, hidden}, k, gen)));
     bias_ih.push_back(register_parameter("bias_ih" + sfx, uniform_tensor({G * hidden}, k, gen)));
     bias_hh.push_back(register_parameter("bias_hh" + sfx, uniform_tensor({G * hidden}, k, gen)));
-    if (kind == CellKind::lstm) {  // the forget gate's total bias (b_ih + b_hh) starts at forget_bias
+    if (kind == CellKind::lstm && o.forget_bias) {  // the forget gate's total bias (b_ih + b_hh) starts at forget_bias
       float* bi = bias_ih.back().data<float>().data() + hidden;
       float* bh = bias_hh.back().data<float>().data() + hidden;
-      for (std::size_t j = 0; j < hidden; ++j) bi[j] = float(o.forget_bias), bh[j] = 0.f;
+      for (std::size_t j = 0; j < hidden; ++j) bi[j] = float(*o.forget_bias), bh[j] = 0.f;
     }
   }
 }

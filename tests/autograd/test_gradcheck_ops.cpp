@@ -105,7 +105,10 @@ BOOST_AUTO_TEST_CASE(sqrt_op) { check_unary("sqrt", [](auto& x) { return ag::sqr
 BOOST_AUTO_TEST_CASE(tanh_op) { check_unary("tanh", [](auto& x) { return ag::tanh(x); }, -3, 3); }
 BOOST_AUTO_TEST_CASE(sigmoid_op) { check_unary("sigmoid", [](auto& x) { return sigmoid(x); }, -4, 4); }
 BOOST_AUTO_TEST_CASE(relu_op) { check_unary("relu", [](auto& x) { return relu(x); }); }
-BOOST_AUTO_TEST_CASE(gelu_op) { check_unary("gelu", [](auto& x) { return gelu(x); }, -4, 4); }
+BOOST_AUTO_TEST_CASE(gelu_op) {
+  check_unary("gelu", [](auto& x) { return gelu(x); }, -4, 4);
+  check_unary("gelu tanh", [](auto& x) { return gelu(x, ag::GeluApproximate::tanh); }, -4, 4);
+}
 BOOST_AUTO_TEST_CASE(abs_op) { check_unary("abs", [](auto& x) { return ag::abs(x); }); }
 BOOST_AUTO_TEST_CASE(clamp_op) { check_unary("clamp", [](auto& x) { return clamp(x, -0.5, 0.7); }); }
 

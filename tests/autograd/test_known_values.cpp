@@ -1,6 +1,7 @@
 // Known values: every op's forward (and a few backward) results checked against numbers
 // computed by hand or with NumPy conventions.
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -240,17 +241,63 @@ BOOST_AUTO_TEST_CASE(unary_activation_values) {
   for (ag::Dtype d : {ag::f32, ag::f64}) {
     BOOST_TEST_CONTEXT(ag::dtype_name(d)) {
       const double tol = tol_for(d);
-      auto g = ag::gelu(ag::tensor({0, 1, -1, 2}, {4}, {d})).to_vector();
+      auto g = ag::gelu(ag::tensor({0, 1, -1, 2}, {4}, {d}), ag::GeluApproximate::tanh).to_vector();
       BOOST_TEST(g[0] == 0.0);
       BOOST_TEST(g[1] == 0.8411919906082768, tt::tolerance(tol));  // 0.5 (1 + tanh(sqrt(2/pi) 1.044715))
       BOOST_TEST(g[2] == -0.15880800939172324, tt::tolerance(tol));
       BOOST_TEST(g[3] == 1.954597694087775, tt::tolerance(tol));
+      // the exact form, PyTorch's default: x Phi(x) (torch.nn.functional.gelu, float64)
+      auto e = ag::gelu(ag::tensor({0, 1, -1, 2, -3}, {5}, {d})).to_vector();
+      BOOST_TEST(e[0] == 0.0);
+      BOOST_TEST(e[1] == 0.8413447460685429, tt::tolerance(tol));
+      BOOST_TEST(e[2] == -0.15865525393145707, tt::tolerance(tol));
+      BOOST_TEST(e[3] == 1.9544997361036416, tt::tolerance(tol));
+      BOOST_TEST(e[4] == -0.00404969409489031, tt::tolerance(tol));
       BOOST_TEST(ag::sigmoid(ag::scalar(0, {d})).item() == 0.5);
       BOOST_TEST(ag::sigmoid(ag::scalar(2, {d})).item() == 1 / (1 + std::exp(-2.0)), tt::tolerance(tol));
       BOOST_TEST(ag::tanh(ag::scalar(0.5, {d})).item() == std::tanh(0.5), tt::tolerance(tol));
       check_values(ag::relu(ag::tensor({-1, 0, 2.5}, {3}, {d})).to_vector(), {0, 0, 2.5}, 0);
       check_values(ag::abs(ag::tensor({-1.5, 0, 2}, {3}, {d})).to_vector(), {1.5, 0, 2}, 0);
       check_values(ag::clamp(ag::tensor({-2, 0.5, 3, -1}, {4}, {d}), -1, 1).to_vector(), {-1, 0.5, 1, -1}, 0);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(nan_passes_through_relu_and_clamp) {
+  // As PyTorch: relu(NaN) = NaN and clamp(NaN) = NaN, so a diverged run is not hidden; relu's
+  // gradient at NaN passes dy (threshold_backward: x <= 0 ? 0 : dy), clamp's is 0.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (ag::Dtype d : {ag::f32, ag::f64}) {
+    BOOST_TEST_CONTEXT(ag::dtype_name(d)) {
+      auto x = ag::tensor({nan, -1, 2}, {3}, {d, true});
+      const auto y = ag::relu(x).to_vector();
+      BOOST_TEST(std::isnan(y[0]));
+      BOOST_TEST(y[1] == 0.0);
+      BOOST_TEST(y[2] == 2.0);
+      ag::sum(ag::relu(x) * 3.0).backward();
+      check_values(x.grad().to_vector(), {3, 0, 3}, 0);
+      BOOST_TEST(std::isnan(ag::clamp(x, -1, 1).to_vector()[0]));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(pow_gradients_at_a_zero_base) {
+  // x^0 is the constant 1, also at x = 0: its derivative is 0, not 0 * 0^-1 = NaN (PyTorch: 0).
+  for (ag::Dtype d : {ag::f32, ag::f64}) {
+    BOOST_TEST_CONTEXT(ag::dtype_name(d)) {
+      auto x = ag::tensor({0, 2}, {2}, {d, true});
+      ag::sum(ag::pow(x, 0.0)).backward();
+      check_values(x.grad().to_vector(), {0, 0}, 0);
+      x.zero_grad();
+      auto e = ag::tensor({0, 0}, {2}, {d, true});
+      ag::sum(ag::pow(x, e)).backward();
+      check_values(x.grad().to_vector(), {0, 0}, 0);
+      // d(a^b)/db = a^b log a: at a = 0 and b >= 0 PyTorch takes 0 (not 0 * -inf = NaN)
+      auto a = ag::tensor({0, 0, 2}, {3}, {d, true});
+      auto b = ag::tensor({0, 2, 3}, {3}, {d, true});
+      ag::sum(ag::pow(a, b)).backward();
+      check_values(b.grad().to_vector(), {0, 0, 8 * std::log(2.0)}, d == ag::f32 ? 1e-6 : 1e-12);
+      check_values(a.grad().to_vector(), {0, 0, 12}, d == ag::f32 ? 1e-6 : 1e-12);  // b a^(b-1): 0 (b = 0), 2 * 0, 3 * 4
     }
   }
 }

@@ -268,6 +268,17 @@ BOOST_AUTO_TEST_CASE(lstm_forget_bias_and_bad_shapes) {
   nn::LSTM lstm(3, 4, gen, {.forget_bias = 1.0});
   const auto bi = lstm.bias_ih[0].to_vector(), bh = lstm.bias_hh[0].to_vector();
   for (std::size_t j = 4; j < 8; ++j) BOOST_TEST(bi[j] + bh[j] == 1.0);
+  {  // unset: PyTorch's init, every bias (the forget gate's too) drawn from U(-1/sqrt(H), 1/sqrt(H))
+    nn::LSTM plain(3, 4, gen);
+    const auto pi = plain.bias_ih[0].to_vector(), ph = plain.bias_hh[0].to_vector();
+    bool forget_drawn = false;
+    for (std::size_t j = 0; j < 16; ++j) {
+      BOOST_TEST(std::abs(pi[j]) <= 0.5);
+      BOOST_TEST(std::abs(ph[j]) <= 0.5);
+      if (j >= 4 && j < 8) forget_drawn = forget_drawn || (pi[j] != 0 && ph[j] != 0);
+    }
+    BOOST_TEST(forget_drawn);
+  }
   BOOST_CHECK_THROW(lstm(randn({2, 5, 4}, gen)), ag::Error);
   try {
     lstm(randn({2, 5}, gen));
@@ -291,6 +302,30 @@ BOOST_AUTO_TEST_CASE(to_f64_and_train_eval) {
   ff.to(f64);
   BOOST_TEST(ff.linear1->weight.dtype() == f64);
   BOOST_TEST(ff(x.to(f64)).dtype() == f64);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(positional_encoding)
+
+BOOST_AUTO_TEST_CASE(sinusoidal_table_in_the_models_dtype) {
+  // PE[t, 2i] = sin(t / 10000^(2i/D)), PE[t, 2i+1] = cos(...): a float64 model gets the table in
+  // float64 (right to ~1e-16), a float32 model the same table rounded to float32.
+  const std::size_t D = 6, T = 50;
+  nn::SinusoidalPositionalEncoding pe(D, 64);
+  for (ag::Dtype d : {ag::f32, ag::f64}) {
+    BOOST_TEST_CONTEXT(ag::dtype_name(d)) {
+      const auto y = pe(ag::zeros({1, T, D}, {.dtype = d})).to_vector();
+      double worst = 0;
+      for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t i = 0; i < D; ++i) {
+          const double angle = double(t) / std::pow(10000.0, double(i - i % 2) / double(D));
+          const double want = i % 2 ? std::cos(angle) : std::sin(angle);
+          worst = std::max(worst, std::abs(y[t * D + i] - (d == ag::f32 ? double(float(want)) : want)));
+        }
+      BOOST_TEST(worst <= (d == ag::f64 ? 1e-15 : 0.0));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

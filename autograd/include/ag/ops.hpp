@@ -14,7 +14,9 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
-Tensor pow(const Tensor& a, const Tensor& b);  // a > 0 wherever b's gradient is wanted
+// a^b. Gradients as PyTorch's, also at the boundaries: d/da is 0 where b = 0 (a^0 is the
+// constant 1, even at a = 0); d/db = a^b log a, taken as 0 at a = 0 with b >= 0.
+Tensor pow(const Tensor& a, const Tensor& b);
 // cond != 0 picks a, else b; cond carries no gradient.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // x with value wherever mask != 0 (mask broadcasts to x; no gradient flows to filled places).
@@ -25,7 +27,7 @@ Tensor add(const Tensor& a, double s);
 Tensor mul(const Tensor& a, double s);
 Tensor rsub(const Tensor& a, double s);  // s - a
 Tensor rdiv(const Tensor& a, double s);  // s / a
-Tensor pow(const Tensor& a, double exponent);
+Tensor pow(const Tensor& a, double exponent);  // d/da = exponent a^(exponent-1); 0 for exponent 0
 
 // ---- element-wise, unary -----------------------------------------------------------------
 Tensor neg(const Tensor& x);
@@ -34,8 +36,14 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
-Tensor relu(const Tensor& x);
-Tensor gelu(const Tensor& x);  // tanh approximation (GPT-2; PyTorch approximate="tanh")
+Tensor relu(const Tensor& x);  // relu(NaN) = NaN (a diverged run stays visible); gradient 0 at x <= 0
+// GELU (Hendrycks & Gimpel 2016), with PyTorch's names:
+//   none (PyTorch's default, F.gelu(x)):  x Phi(x) = x/2 (1 + erf(x / sqrt 2))
+//   tanh (F.gelu(x, approximate="tanh"), GPT-2):  x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// The two differ by up to ~5e-4 (at |x| near 2): a checkpoint moved between frameworks must keep
+// its approximation.
+enum class GeluApproximate { none, tanh };
+Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::none);
 Tensor abs(const Tensor& x);   // gradient sign(x), 0 at 0
 Tensor clamp(const Tensor& x, double lo, double hi);  // gradient 1 inside [lo, hi], 0 outside
 

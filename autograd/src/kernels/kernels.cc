@@ -218,8 +218,9 @@ template <class T> void Sigmoid(T* y, const T* x, std::size_t n) {
   Map(y, x, n, [](auto d, auto v) HWY_ATTR { return VecSigmoid(d, v); });
 }
 template <class T> void Relu(T* y, const T* x, std::size_t n) {
-  // x > 0 ? x : 0 (NaN gives 0, as the scalar twin; Max would depend on the operand order)
-  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return hn::IfThenElseZero(hn::Gt(v, hn::Zero(d)), v); });
+  // x <= 0 ? 0 : x, so NaN stays NaN (as in PyTorch, and the scalar twin; Max would depend on the
+  // operand order)
+  Map(y, x, n, [](auto d, auto v) HWY_ATTR { return hn::IfThenZeroElse(hn::Le(v, hn::Zero(d)), v); });
 }
 // gelu(x) = x/2 (1 + tanh u) = x sigmoid(2u) = x / (1 + e^(-2u)): one exp, and no cancellation
 // in 1 + tanh u for negative x (so for x << 0 it is more accurate than the scalar twin).
@@ -244,7 +245,7 @@ template <class T> void SigmoidBackward(T* dx, const T* y, const T* dy, std::siz
 }
 template <class T> void ReluBackward(T* dx, const T* x, const T* dy, std::size_t n) {
   AccMap2(dx, x, dy, n, [](auto d, auto xv, auto g) HWY_ATTR {
-    return hn::IfThenElseZero(hn::Gt(xv, hn::Zero(d)), g);
+    return hn::IfThenZeroElse(hn::Le(xv, hn::Zero(d)), g);  // x <= 0 ? 0 : dy, PyTorch's threshold_backward
   });
 }
 // With s = sigmoid(2u) = (1 + t)/2, t = tanh u:  1 - t^2 = 4 s (1 - s), so

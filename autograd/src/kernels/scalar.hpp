@@ -19,7 +19,8 @@ template <class T> void tanh(T* y, const T* x, std::size_t n) { for (std::size_t
 template <class T> void sigmoid(T* y, const T* x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = T(1) / (T(1) + std::exp(-x[i]));
 }
-template <class T> void relu(T* y, const T* x, std::size_t n) { for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0); }
+// relu: x <= 0 ? 0 : x, so relu(NaN) = NaN (as PyTorch: a diverged run stays visible)
+template <class T> void relu(T* y, const T* x, std::size_t n) { for (std::size_t i = 0; i < n; ++i) y[i] = x[i] <= T(0) ? T(0) : x[i]; }
 // gelu(x) = x/2 (1 + tanh(u)), u = c (x + a x^3); written as x * sigmoid(2u), the same function,
 // because 1 + tanh(u) cancels badly for x << 0 (gelu(-5) would be 30% off in float).
 template <class T> void gelu(T* y, const T* x, std::size_t n) {
@@ -37,7 +38,7 @@ template <class T> void sigmoid_backward(T* dx, const T* y, const T* dy, std::si
   for (std::size_t i = 0; i < n; ++i) dx[i] += dy[i] * y[i] * (T(1) - y[i]);
 }
 template <class T> void relu_backward(T* dx, const T* x, const T* dy, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : T(0);
+  for (std::size_t i = 0; i < n; ++i) dx[i] += x[i] <= T(0) ? T(0) : dy[i];  // PyTorch's threshold_backward
 }
 // d gelu = s + 2 x s (1 - s) u',  s = sigmoid(2u), u' = c (1 + 3 a x^2), 1 - s = e^(-2u) s
 template <class T> void gelu_backward(T* dx, const T* x, const T* dy, std::size_t n) {

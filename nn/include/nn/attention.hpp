@@ -94,10 +94,10 @@ class SinusoidalPositionalEncoding : public Module {
   Tensor forward(const Tensor& x) const;  // x: [B, T, D]
   Tensor operator()(const Tensor& x) const { return forward(x); }
   std::string describe() const override;
-  Tensor table() const { return pe_; }  // [max_len, D]
+  Tensor table(ag::Dtype dtype = ag::f32) const { return dtype == ag::f64 ? pe64_ : pe_; }  // [max_len, D]
 
  private:
-  Tensor pe_;
+  Tensor pe_, pe64_;  // the same table rounded to float32, and in float64 (for float64 models)
 };
 
 // x + P[t] with a learned table P: [max_len, D] ~ N(0, 0.02^2).

@@ -59,7 +59,9 @@ class Dropout : public Module {
   ag::Generator gen_;
 };
 
-enum class Activation { relu, gelu, tanh };
+// gelu: PyTorch's default, x Phi(x) (erf; activation="gelu" in its Transformer layers);
+// gelu_tanh: the tanh approximation (F.gelu(x, approximate="tanh"); GPT-2's). See ag::gelu.
+enum class Activation { relu, gelu, gelu_tanh, tanh };
 Tensor activate(const Tensor& x, Activation a);
 const char* activation_name(Activation a);
 

@@ -11,6 +11,8 @@
 //             h_t = (1 - z) * n + z * h_{t-1}                            (gate order r z n)
 // Weights: weight_ih [G*H, I], weight_hh [G*H, H], biases [G*H] (G = 1, 4, 3), all
 // ~ U(-1/sqrt(H), 1/sqrt(H)) as in PyTorch; names as PyTorch's (weight_ih_l0, ...).
+#include <optional>
+
 #include "nn/module.hpp"
 
 namespace nn {
@@ -66,7 +68,10 @@ struct GRUCell : RecurrentCell {
 
 struct RecurrentOptions {
   std::size_t num_layers = 1;
-  double forget_bias = 0.0;  // LSTM: initial forget-gate bias (PyTorch 0; Gers et al. 2000 use 1)
+  // LSTM: unset, the forget gate's biases are drawn like every other bias, U(-1/sqrt(H), 1/sqrt(H)),
+  // as PyTorch does; a value v sets the gate's total bias (b_ih + b_hh) to v: b_ih = v, b_hh = 0
+  // (Gers, Schmidhuber & Cummins 2000 use 1: the cell keeps ~73% of itself per step at first).
+  std::optional<double> forget_bias{};
 };
 
 // A stack of recurrent layers over a whole sequence: RNN (tanh), LSTM, GRU.
