@@ -115,10 +115,16 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 }
 
 // out[s, :] = weight[ids[s], :]; backward scatter-adds each row of the gradient into weight's.
-Tensor embedding(const Tensor& weight, const Indices& ids) {
+Tensor embedding(const Tensor& weight, const Indices& ids, std::optional<std::int64_t> padding_idx) {
   detail::check_defined("embedding", weight);
   if (weight.dim() != 2) fail("embedding: weight must be [num_embeddings, dim], got ", shape_str(weight.shape()));
   const std::size_t V = weight.shape()[0], D = weight.shape()[1];
+  std::int64_t pad = -1;  // the row that gets no gradient (-1: none)
+  if (padding_idx) {
+    if (*padding_idx < -std::int64_t(V) || *padding_idx >= std::int64_t(V))
+      fail("embedding: padding_idx ", *padding_idx, " out of range for ", V, " embeddings (expected -", V, " <= padding_idx < ", V, ")");
+    pad = *padding_idx < 0 ? *padding_idx + std::int64_t(V) : *padding_idx;
+  }
   for (auto id : ids.values)
     if (id < 0 || std::size_t(id) >= V)
       fail("embedding: index ", id, " out of range for ", V, " embeddings (weight ", shape_str(weight.shape()), ")");
@@ -131,13 +137,14 @@ Tensor embedding(const Tensor& weight, const Indices& ids) {
     T* o = out.ptr<T>();
     for (std::size_t s = 0; s < ids.size(); ++s) std::copy(w + ids.values[s] * D, w + (ids.values[s] + 1) * D, o + s * D);
   });
-  return make_result("embedding", std::move(out), {weight}, [ids = ids.values, D](Node& self) {
+  return make_result("embedding", std::move(out), {weight}, [ids = ids.values, D, pad](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       auto* gw = self.input_grad<T>(0);
       if (!gw) return;
       const T* g = self.grad->ptr<T>();
-      for (std::size_t s = 0; s < ids.size(); ++s) kernels::acc(gw->data() + ids[s] * D, g + s * D, D);
+      for (std::size_t s = 0; s < ids.size(); ++s)
+        if (ids[s] != pad) kernels::acc(gw->data() + ids[s] * D, g + s * D, D);
     });
   });
 }
@@ -165,6 +172,71 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
 }
 
 // loss_i = -log_softmax(logits_i)[t_i]; fused, so the backward is softmax_i - onehot(t_i).
+namespace detail {
+
+// cross_entropy with label smoothing and/or class weights (PyTorch's formula; see ops.hpp). For
+// row r with target y and log-probabilities l = log_softmax(x_r):
+//   loss_r = sum_c a_c l_c,  a_c = -(1 - ls) w_y [c = y] - (ls / C) w_c
+// and since dl_c/dx_k = [c = k] - p_k:  dloss_r/dx_k = a_k - p_k sum_c a_c.
+Tensor cross_entropy_smoothed(const Tensor& logits, const Indices& targets, const CrossEntropyOptions& o, std::size_t rows,
+                              std::size_t C) {
+  std::vector<double> w(C, 1.0);
+  if (o.weight.defined()) w = o.weight.to_vector();
+  const double ls = o.label_smoothing, w_sum = std::accumulate(w.begin(), w.end(), 0.0);
+  double denom = 0;  // the mean's divisor: sum of w[y_r] over the rows not ignored
+  for (auto t : targets.values)
+    if (t != o.ignore_index) denom += w[std::size_t(t)];
+  const Shape lead(logits.shape().begin(), logits.shape().end() - 1);
+  Array lsm = Array::empty(logits.dtype(), Shape{rows, C});
+  Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});
+  dispatch(logits.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::log_softmax_rows(lsm.ptr<T>(), logits.array().ptr<T>(), rows, C);
+    const T* l = lsm.ptr<T>();
+    T* dst = out.ptr<T>();
+    double total = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const auto y = targets.values[r];
+      double loss = 0;
+      if (y != o.ignore_index) {
+        double smooth = 0;
+        for (std::size_t c = 0; c < C; ++c) smooth -= w[c] * double(l[r * C + c]);
+        loss = (1 - ls) * -w[std::size_t(y)] * double(l[r * C + std::size_t(y)]) + ls / double(C) * smooth;
+      }
+      if (o.reduction == Reduction::none) dst[r] = T(loss);
+      total += loss;
+    }
+    if (o.reduction == Reduction::sum) dst[0] = T(total);
+    if (o.reduction == Reduction::mean) dst[0] = denom != 0 ? T(total / denom) : T(0);  // as the plain form: no NaN
+  });
+  return make_result("cross_entropy", std::move(out), {logits},
+                     [lsm = std::move(lsm), tg = targets.values, o, w, w_sum, ls, denom, rows, C](Node& self) {
+    dispatch(self.data.dtype(), [&](auto t) {
+      using T = decltype(t);
+      auto* gx = self.input_grad<T>(0);
+      if (!gx) return;
+      const T* l = lsm.ptr<T>();
+      const T* g = self.grad->ptr<T>();
+      T* d = gx->data();
+      for (std::size_t r = 0; r < rows; ++r) {
+        const auto y = tg[r];
+        if (y == o.ignore_index) continue;
+        const double scale = o.reduction == Reduction::none ? double(g[r])
+                             : o.reduction == Reduction::sum ? double(g[0])
+                             : denom != 0                    ? double(g[0]) / denom
+                                                             : 0.0;
+        const double a_y = -(1 - ls) * w[std::size_t(y)], a_sum = a_y - ls / double(C) * w_sum;
+        for (std::size_t c = 0; c < C; ++c) {
+          const double a_c = -ls / double(C) * w[c] + (c == std::size_t(y) ? a_y : 0.0);
+          d[r * C + c] += T(scale * (a_c - std::exp(double(l[r * C + c])) * a_sum));
+        }
+      }
+    });
+  });
+}
+
+}  // namespace detail
+
 Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o) {
   detail::check_defined("cross_entropy", logits);
   if (logits.dim() == 0) fail("cross_entropy: logits must be [..., classes], got a 0-d tensor");
@@ -181,6 +253,12 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
       fail("cross_entropy: target ", t, " out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
     ++counted;
   }
+  if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
+    fail("cross_entropy: label_smoothing must be in [0, 1], got ", o.label_smoothing);
+  if (o.weight.defined() && o.weight.shape() != Shape{C})
+    fail("cross_entropy: weight must be [", C, "] (one per class of logits ", shape_str(logits.shape()), "), got ",
+         shape_str(o.weight.shape()));
+  if (o.label_smoothing != 0.0 || o.weight.defined()) return detail::cross_entropy_smoothed(logits, targets, o, rows, C);
   Array lsm = Array::empty(logits.dtype(), Shape{rows, C});
   Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});  // every entry written below
   dispatch(logits.dtype(), [&](auto t) {

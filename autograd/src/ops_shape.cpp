@@ -8,6 +8,18 @@
 #include "kernels/kernels.hpp"
 
 namespace ag {
+
+// s with a new axis of size n before position ax (0 <= ax <= s.size()). Built element by element:
+// xtensor's svector::insert trips GCC 12's -Warray-bounds.
+static Shape with_axis(const Shape& s, std::size_t ax, std::size_t n) {
+  Shape out;
+  for (std::size_t i = 0; i <= s.size(); ++i) {
+    if (i == ax) out.push_back(n);
+    if (i < s.size()) out.push_back(s[i]);
+  }
+  return out;
+}
+
 using detail::make_result;
 
 namespace {
@@ -61,10 +73,10 @@ Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
   if (a > b) fail("flatten: start axis ", start_axis, " comes after end axis ", end_axis, " for ", shape_str(x.shape()));
   Shape s;
   std::size_t merged = 1;
+  for (std::size_t i = a; i <= b; ++i) merged *= x.shape()[i];
   for (std::size_t i = 0; i < x.dim(); ++i) {
     if (i < a || i > b) s.push_back(x.shape()[i]);
-    else merged *= x.shape()[i];
-    if (i == b) s.insert(s.begin() + std::ptrdiff_t(a), merged);
+    if (i == a) s.push_back(merged);
   }
   return reshape_to("flatten", x, s);
 }
@@ -72,9 +84,7 @@ Tensor flatten(const Tensor& x, int start_axis, int end_axis) {
 Tensor unsqueeze(const Tensor& x, int axis) {
   detail::check_defined("unsqueeze", x);
   const std::size_t ax = detail::normalize_axis("unsqueeze", axis, x.shape(), 1);
-  Shape s = x.shape();
-  s.insert(s.begin() + std::ptrdiff_t(ax), 1);
-  return reshape_to("unsqueeze", x, s);
+  return reshape_to("unsqueeze", x, with_axis(x.shape(), ax, 1));
 }
 
 Tensor squeeze(const Tensor& x, int axis) {
@@ -222,9 +232,7 @@ Tensor stack(const std::vector<Tensor>& xs, int axis) {
   for (std::size_t k = 0; k < xs.size(); ++k)
     if (xs[k].shape() != s0) fail("stack: tensor ", k, " has shape ", shape_str(xs[k].shape()), ", expected ", shape_str(s0));
   const std::size_t ax = detail::normalize_axis("stack", axis, s0, 1);
-  Shape out = s0;
-  out.insert(out.begin() + std::ptrdiff_t(ax), xs.size());
-  return join("stack", xs, out, ax);
+  return join("stack", xs, with_axis(s0, ax, xs.size()), ax);
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {

@@ -288,7 +288,6 @@ int main(int argc, char** argv) {
     const lab::Chapter chapter(args);
     const std::size_t D = 64, H = 4, T = std::size_t(length);
     auto f2 = [](double v) { return lab::format_number(v, 2); };
-    auto f3 = [](double v) { return lab::format_number(v, 3); };
     auto f4 = [](double v) { return lab::format_number(v, 4); };
 
     // ---- 1) Heads ------------------------------------------------------------------------------

@@ -63,16 +63,16 @@ Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::
 
 // ---- MultiHeadAttention -----------------------------------------------------------------------
 MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double p,
-                                       AttentionImpl attention_impl)
+                                       AttentionImpl attention_impl, bool bias)
     : impl(attention_impl), d_model_(d_model), heads_(num_heads) {
   if (num_heads == 0 || d_model % num_heads != 0)
     ag::fail("MultiHeadAttention: d_model ", d_model, " is not divisible by num_heads ", num_heads);
   // PyTorch: xavier_uniform_ on in_proj_weight (fan_in = D, fan_out = 3D), zero biases.
   const double bound = std::sqrt(6.0 / double(d_model + 3 * d_model));
   in_proj_weight = register_parameter("in_proj_weight", uniform_tensor({3 * d_model, d_model}, bound, gen));
-  in_proj_bias = register_parameter("in_proj_bias", ag::zeros({3 * d_model}));
-  out_proj = register_module("out_proj", std::make_shared<Linear>(d_model, d_model, gen));
-  out_proj->bias.data<float>().fill(0.f);
+  if (bias) in_proj_bias = register_parameter("in_proj_bias", ag::zeros({3 * d_model}));
+  out_proj = register_module("out_proj", std::make_shared<Linear>(d_model, d_model, gen, bias));
+  if (bias) out_proj->bias.data<float>().fill(0.f);
   dropout = register_module("dropout", std::make_shared<Dropout>(p, std::uint64_t(gen.integer(0, 1 << 30))));
 }
 
@@ -94,7 +94,9 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     v = ag::slice(qkv, -1, std::int64_t(2 * D), std::int64_t(3 * D));
   } else {
     auto rows = [&](std::size_t i) { return ag::slice(in_proj_weight, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)); };
-    auto bias = [&](std::size_t i) { return ag::slice(in_proj_bias, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)); };
+    auto bias = [&](std::size_t i) {
+      return in_proj_bias.defined() ? ag::slice(in_proj_bias, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)) : Tensor();
+    };
     q = ag::linear(query, rows(0), bias(0));
     k = ag::linear(key, rows(1), bias(1));
     v = ag::linear(value, rows(2), bias(2));
@@ -129,7 +131,7 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
 
 std::string MultiHeadAttention::describe() const {
   return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) +
-         (impl == AttentionImpl::tiled ? ", tiled" : "") + ")";
+         (impl == AttentionImpl::tiled ? ", tiled" : "") + (in_proj_bias.defined() ? "" : ", bias=false") + ")";
 }
 
 // ---- AdditiveAttention --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #include "nn/layers.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -29,18 +30,27 @@ std::string Linear::describe() const {
 }
 
 // ---- Embedding ----------------------------------------------------------------------------
-Embedding::Embedding(std::size_t n, std::size_t dim, ag::Generator& gen) {
+Embedding::Embedding(std::size_t n, std::size_t dim, ag::Generator& gen, std::optional<std::int64_t> padding_idx)
+    : padding_idx_(padding_idx) {
+  if (padding_idx && (*padding_idx < -std::int64_t(n) || *padding_idx >= std::int64_t(n)))
+    ag::fail("Embedding(", n, ", ", dim, "): padding_idx ", *padding_idx, " out of range (expected -", n, " <= padding_idx < ", n, ")");
   weight = register_parameter("weight", ag::randn({n, dim}, gen));
+  if (padding_idx) {
+    const std::size_t row = std::size_t(*padding_idx < 0 ? *padding_idx + std::int64_t(n) : *padding_idx);
+    std::fill_n(weight.data<float>().data() + row * dim, dim, 0.f);
+  }
 }
 
-Tensor Embedding::forward(const ag::Indices& ids) const { return ag::embedding(weight, ids); }
+Tensor Embedding::forward(const ag::Indices& ids) const { return ag::embedding(weight, ids, padding_idx_); }
 
 std::string Embedding::describe() const {
-  return "Embedding(" + std::to_string(weight.shape()[0]) + ", " + std::to_string(weight.shape()[1]) + ")";
+  return "Embedding(" + std::to_string(weight.shape()[0]) + ", " + std::to_string(weight.shape()[1]) +
+         (padding_idx_ ? ", padding_idx=" + std::to_string(*padding_idx_) : std::string()) + ")";
 }
 
 // ---- LayerNorm ----------------------------------------------------------------------------
-LayerNorm::LayerNorm(std::size_t dim, double eps) : dim_(dim), eps_(eps) {
+LayerNorm::LayerNorm(std::size_t dim, double eps, bool elementwise_affine) : dim_(dim), eps_(eps) {
+  if (!elementwise_affine) return;  // weight and bias stay undefined: layer_norm skips them
   weight = register_parameter("weight", ag::ones({dim}));
   bias = register_parameter("bias", ag::zeros({dim}));
 }
@@ -51,7 +61,9 @@ Tensor LayerNorm::forward(const Tensor& x) const {
   return ag::layer_norm(x, weight, bias, eps_);
 }
 
-std::string LayerNorm::describe() const { return "LayerNorm(" + std::to_string(dim_) + ")"; }
+std::string LayerNorm::describe() const {
+  return "LayerNorm(" + std::to_string(dim_) + (weight.defined() ? "" : ", elementwise_affine=false") + ")";
+}
 
 // ---- Dropout ------------------------------------------------------------------------------
 Dropout::Dropout(double p, std::uint64_t seed) : p_(p), gen_(seed) {

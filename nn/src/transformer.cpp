@@ -94,10 +94,10 @@ std::string TransformerDecoderLayer::describe() const {
 }
 
 // ---- stacks ---------------------------------------------------------------------------------
-TransformerEncoder::TransformerEncoder(const TransformerOptions& o, std::size_t n, ag::Generator& gen) {
+TransformerEncoder::TransformerEncoder(const TransformerOptions& o, std::size_t n, ag::Generator& gen, std::optional<bool> final_norm) {
   for (std::size_t i = 0; i < n; ++i)
     layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<TransformerEncoderLayer>(o, gen)));
-  if (o.norm_first) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  if (final_norm.value_or(o.norm_first)) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
 }
 
 Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask, const Tensor& kpm) {
@@ -108,10 +108,10 @@ Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask, const 
 
 std::string TransformerEncoder::describe() const { return "TransformerEncoder(" + std::to_string(layers.size()) + " layers)"; }
 
-TransformerDecoder::TransformerDecoder(const TransformerOptions& o, std::size_t n, ag::Generator& gen) {
+TransformerDecoder::TransformerDecoder(const TransformerOptions& o, std::size_t n, ag::Generator& gen, std::optional<bool> final_norm) {
   for (std::size_t i = 0; i < n; ++i)
     layers.push_back(register_module("layers." + std::to_string(i), std::make_shared<TransformerDecoderLayer>(o, gen)));
-  if (o.norm_first) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
+  if (final_norm.value_or(o.norm_first)) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
 }
 
 Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask, const Tensor& tgt_kpm,

@@ -201,6 +201,16 @@ BOOST_AUTO_TEST_CASE(layer_norm_op) {
 BOOST_AUTO_TEST_CASE(embedding_op) {
   const Indices ids({0, 2, 5, 2, 2, 1}, {2, 3});  // repeated ids: the scatter-add must sum
   check("embedding", [&](auto& x) { return embedding(x[0], ids); }, {{{6, 4}}});
+  // padding_idx: row 2 gets no gradient (PyTorch's padding_idx), the other rows theirs
+  Generator gen(3);
+  Tensor w = randn({6, 4}, gen, {f64, true});
+  sum(embedding(w, ids, 2) * 2.0).backward();
+  const std::vector<double> g = w.grad().to_vector();
+  for (std::size_t j = 0; j < 4; ++j) BOOST_TEST(g[2 * 4 + j] == 0.0);   // padding row: nothing
+  for (std::size_t j = 0; j < 4; ++j) BOOST_TEST(g[0 * 4 + j] == 2.0);   // id 0 once
+  w.zero_grad();
+  sum(embedding(w, ids, -4)).backward();  // -4 counts from the end: row 2 again
+  BOOST_TEST(w.grad().to_vector()[2 * 4] == 0.0);
 }
 BOOST_AUTO_TEST_CASE(dropout_op) {
   // A fresh generator with the same seed on every call: the same mask each time.
@@ -215,6 +225,15 @@ BOOST_AUTO_TEST_CASE(cross_entropy_op) {
   check("cross_entropy ignore", [&](auto& x) { return cross_entropy(x[0], padded); }, {{{5, 7}, -3, 3}});
   const Indices seq({1, 0, 3, 2, 2, 1}, {2, 3});
   check("cross_entropy 3d", [&](auto& x) { return cross_entropy(x[0], seq); }, {{{2, 3, 4}, -3, 3}});
+  // label smoothing and class weights, with every reduction and ignored targets
+  const Tensor w = tensor({1.0, 2.0, 0.5, 1.5, 1.0, 0.25, 3.0}, {7}, {f64});
+  for (auto red : {Reduction::mean, Reduction::sum, Reduction::none}) {
+    check("cross_entropy label_smoothing", [&](auto& x) { return cross_entropy(x[0], padded, {.reduction = red, .label_smoothing = 0.1}); },
+          {{{5, 7}, -3, 3}});
+    check("cross_entropy weight", [&](auto& x) { return cross_entropy(x[0], padded, {.reduction = red, .weight = w}); }, {{{5, 7}, -3, 3}});
+    check("cross_entropy both", [&](auto& x) { return cross_entropy(x[0], t, {.reduction = red, .label_smoothing = 0.3, .weight = w}); },
+          {{{5, 7}, -3, 3}});
+  }
 }
 BOOST_AUTO_TEST_CASE(mse_loss_op) {
   for (auto red : {Reduction::mean, Reduction::sum, Reduction::none})

@@ -263,6 +263,27 @@ BOOST_AUTO_TEST_CASE(unary_activation_values) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(cross_entropy_label_smoothing_and_weight_values) {
+  // torch.nn.functional.cross_entropy(x, y, label_smoothing=0.1[, weight=w]) in float64, for
+  // x = [[1, 2, 3], [0.5, -1, 2]], y = [2, 0], w = [1, 2, 0.5]: the mean divides by sum w[y_r].
+  for (ag::Dtype d : {ag::f32, ag::f64}) {
+    BOOST_TEST_CONTEXT(ag::dtype_name(d)) {
+      const auto x = ag::tensor({1, 2, 3, 0.5, -1, 2}, {2, 3}, {d});
+      const ag::Indices y({2, 0});
+      const double tol = d == ag::f32 ? 1e-6 : 1e-14;
+      BOOST_TEST(ag::cross_entropy(x, y, {.label_smoothing = 0.1}).item() == 1.1244586305507687, tt::tolerance(tol));
+      BOOST_TEST(ag::cross_entropy(x, y, {.label_smoothing = 0.1, .weight = ag::tensor({1, 2, 0.5}, {3}, {d})}).item() ==
+                     1.4730954654132835, tt::tolerance(tol));
+      // label_smoothing = 0 and weights of 1 are the plain loss
+      BOOST_TEST(ag::cross_entropy(x, y, {.weight = ag::tensor({1, 1, 1}, {3}, {d})}).item() == ag::cross_entropy(x, y).item(),
+                 tt::tolerance(tol));
+    }
+  }
+  const auto x = ag::tensor({1, 2, 3}, {1, 3}, {ag::f64});
+  BOOST_CHECK_THROW(ag::cross_entropy(x, ag::Indices({0}), {.label_smoothing = 1.5}), ag::Error);
+  BOOST_CHECK_THROW(ag::cross_entropy(x, ag::Indices({0}), {.weight = ag::tensor({1, 1}, {2}, {ag::f64})}), ag::Error);
+}
+
 BOOST_AUTO_TEST_CASE(nan_passes_through_relu_and_clamp) {
   // As PyTorch: relu(NaN) = NaN and clamp(NaN) = NaN, so a diverged run is not hidden; relu's
   // gradient at NaN passes dy (threshold_backward: x <= 0 ? 0 : dy), clamp's is 0.

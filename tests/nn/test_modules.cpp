@@ -329,3 +329,54 @@ BOOST_AUTO_TEST_CASE(sinusoidal_table_in_the_models_dtype) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(pytorch_options)
+
+BOOST_AUTO_TEST_CASE(embedding_padding_idx_layernorm_without_affine_mha_without_bias) {
+  Generator gen(21);
+  nn::Embedding emb(5, 3, gen, 1);
+  for (double v : ag::slice(emb.weight, 0, 1, 2).to_vector()) BOOST_TEST(v == 0.0);  // the padding row starts at 0
+  BOOST_CHECK_THROW(nn::Embedding(5, 3, gen, 5), ag::Error);
+  sum(emb(ag::Indices({1, 2, 1}, {3}))).backward();
+  for (double v : ag::slice(emb.weight.grad(), 0, 1, 2).to_vector()) BOOST_TEST(v == 0.0);  // and gets no gradient
+
+  nn::LayerNorm plain(6, 1e-5, false);
+  BOOST_TEST(plain.parameters().empty());
+  const auto y = plain(input({4, 6}, 7)).to_vector();
+  for (std::size_t r = 0; r < 4; ++r) {
+    double mean = 0, var = 0;
+    for (std::size_t j = 0; j < 6; ++j) mean += y[r * 6 + j] / 6;
+    for (std::size_t j = 0; j < 6; ++j) var += (y[r * 6 + j] - mean) * (y[r * 6 + j] - mean) / 6;
+    BOOST_TEST(std::abs(mean) < 1e-12);
+    BOOST_TEST(std::abs(var - 1) < 1e-4);  // eps = 1e-5 in the denominator
+  }
+
+  nn::MultiHeadAttention mha(8, 2, gen, 0.0, nn::AttentionImpl::naive, /*bias=*/false);
+  std::vector<std::string> names;
+  for (const auto& [n, p] : mha.named_parameters()) names.push_back(n);
+  BOOST_TEST(names == (std::vector<std::string>{"in_proj_weight", "out_proj.weight"}), boost::test_tools::per_element());
+  const Tensor x = input({2, 3, 8}, 8), mem = input({2, 4, 8}, 9);
+  check_module("MultiHeadAttention bias=false, self", mha, {x}, [&](const auto& in) { return mha(in[0], in[0], in[0]).output; });
+  check_module("MultiHeadAttention bias=false, cross", mha, {x, mem}, [&](const auto& in) { return mha(in[0], in[1], in[1]).output; });
+  check_module("LayerNorm without affine", plain, {input({3, 6}, 10)}, [&](const auto& in) { return plain(in[0]); });
+}
+
+BOOST_AUTO_TEST_CASE(final_norm_chosen_apart_from_the_layout) {
+  Generator gen(22);
+  auto has_norm = [](const nn::Module& m) {
+    for (const auto& [n, p] : m.named_parameters())
+      if (n == "norm.weight") return true;
+    return false;
+  };
+  const nn::TransformerOptions post{.d_model = 8, .num_heads = 2, .dim_feedforward = 16, .dropout = 0.0};
+  nn::TransformerOptions pre = post;
+  pre.norm_first = true;
+  BOOST_TEST(!has_norm(nn::TransformerEncoder(post, 2, gen)));        // unset: as before, pre-LN only
+  BOOST_TEST(has_norm(nn::TransformerEncoder(pre, 2, gen)));
+  BOOST_TEST(has_norm(nn::TransformerEncoder(post, 2, gen, true)));   // torch's nn.Transformer post-LN stacks
+  BOOST_TEST(!has_norm(nn::TransformerDecoder(pre, 2, gen, false)));  // a pre-LN stack without one
+  nn::TransformerEncoder enc(post, 2, gen, true);
+  check_module("TransformerEncoder post-LN with a final norm", enc, {input({2, 3, 8}, 11)}, [&](const auto& in) { return enc.forward(in[0]); });
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
 // backward sums the gradient back to each input's shape. Axes may be negative (from the end).
 // Shape legend used in comments: B batch, T time, D features, C classes, V vocabulary.
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "ag/tensor.hpp"
@@ -95,7 +96,8 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 // Normalises over the last axis, then scales by weight [D] and shifts by bias [D] when defined.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 // weight: [V, D], ids: any shape S with values in [0, V) -> [S..., D]. Backward: scatter-add.
-Tensor embedding(const Tensor& weight, const Indices& ids);
+// padding_idx (PyTorch's; -V <= p < V, negative counts from the end): that row gets no gradient.
+Tensor embedding(const Tensor& weight, const Indices& ids, std::optional<std::int64_t> padding_idx = {});
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity when !training.
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 
@@ -103,8 +105,18 @@ enum class Reduction { mean, sum, none };
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;  // targets equal to it contribute nothing (padding)
   Reduction reduction = Reduction::mean;  // mean over the targets that are not ignored
+  // Label smoothing (Szegedy et al. 2016; Vaswani et al. 2017 use 0.1), in [0, 1]: the target
+  // distribution is (1 - label_smoothing) on the class plus label_smoothing / C on every class.
+  double label_smoothing = 0.0;
+  // A weight per class, [C] (any dtype, no gradient): PyTorch's `weight`. Row r's loss is scaled by
+  // weight[target_r] (its smoothing term by each class's weight), and the mean divides by the sum
+  // of weight[target_r] over the rows not ignored instead of their count.
+  Tensor weight{};
 };
-// logits: [N, C] or [..., C]; targets: N (or ...) class ids. Fused log_softmax + NLL.
+// logits: [N, C] or [..., C]; targets: N (or ...) class ids. Fused log_softmax + NLL, PyTorch's
+// torch.nn.functional.cross_entropy: with q the smoothed target distribution and w the weights,
+//   loss_r = (1 - ls) w[y_r] (-log p_r[y_r]) + (ls / C) sum_c w[c] (-log p_r[c]).
+// Errors: targets out of range, weight not [C], label_smoothing outside [0, 1].
 Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o = {});
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction = Reduction::mean);
 

@@ -43,8 +43,9 @@ enum class AttentionImpl { naive, tiled };
 //   head_i = attention(Q W_q,i, K W_k,i, V W_v,i);  output = concat(head_1..head_H) W_o^T + b_o
 class MultiHeadAttention : public Module {
  public:
+  // bias = false (PyTorch's bias=False): no in_proj_bias and no out_proj.bias.
   MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double dropout = 0.0,
-                     AttentionImpl impl = AttentionImpl::naive);
+                     AttentionImpl impl = AttentionImpl::naive, bool bias = true);
   // query: [B, Tq, D], key/value: [B, Tk, D]. key_padding_mask: [B, Tk]; attn_mask: [Tq, Tk]
   // (or anything broadcasting to [B, H, Tq, Tk]). Weights returned per head: [B, H, Tq, Tk]
   // (undefined with AttentionImpl::tiled).

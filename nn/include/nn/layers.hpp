@@ -1,6 +1,8 @@
 #pragma once
 // Basic layers. Shape legend: B batch, T time, D features. Weights are laid out and named as
 // in PyTorch (Linear.weight is [out, in]) and initialised as PyTorch does by default.
+#include <optional>
+
 #include "nn/module.hpp"
 
 namespace nn {
@@ -21,17 +23,24 @@ class Linear : public Module {
 // Rows of a lookup table.  weight: [num_embeddings, dim] ~ N(0, 1).
 class Embedding : public Module {
  public:
-  Embedding(std::size_t num_embeddings, std::size_t dim, ag::Generator& gen);
+  // weight ~ N(0, 1), as PyTorch. padding_idx (-V <= p < V): that row starts at 0 and gets no
+  // gradient, so a padding token always embeds to 0 (PyTorch's padding_idx).
+  Embedding(std::size_t num_embeddings, std::size_t dim, ag::Generator& gen, std::optional<std::int64_t> padding_idx = {});
   Tensor forward(const ag::Indices& ids) const;  // ids: [S...] -> [S..., dim]
   Tensor operator()(const ag::Indices& ids) const { return forward(ids); }
   std::string describe() const override;
   Tensor weight;
+  std::optional<std::int64_t> padding_idx() const { return padding_idx_; }
+
+ private:
+  std::optional<std::int64_t> padding_idx_;
 };
 
-// Normalise over the last axis.  weight: [D] = 1, bias: [D] = 0.
+// Normalise over the last axis (Ba et al. 2016), then scale by weight: [D] = 1 and shift by
+// bias: [D] = 0; elementwise_affine = false (PyTorch's option): no parameters, normalisation only.
 class LayerNorm : public Module {
  public:
-  explicit LayerNorm(std::size_t dim, double eps = 1e-5);
+  explicit LayerNorm(std::size_t dim, double eps = 1e-5, bool elementwise_affine = true);
   Tensor forward(const Tensor& x) const;
   Tensor operator()(const Tensor& x) const { return forward(x); }
   std::string describe() const override;

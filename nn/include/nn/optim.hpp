@@ -166,7 +166,12 @@ class AdamW : public Adam {
 double clip_grad_norm(const std::vector<ag::Tensor>& params, double max_norm, bool error_if_nonfinite = false);
 
 // ---- learning-rate schedules -------------------------------------------------------------
-// lr(step) with step counting from 1 (the first optimizer step): opt.set_lr(s.lr(opt.steps() + 1)).
+// lr(step) with step counting from 1 (the first optimizer step), as the papers count (Vaswani et
+// al.'s step_num starts at 1): opt.set_lr(s.lr(opt.steps() + 1)) before opt.step().
+// PyTorch's loop `optimizer.step(); scheduler.step()` is one step behind: its first update uses
+// the schedule at 0 (LambdaLR's lambda(0), CosineAnnealingLR's base lr). To reproduce a PyTorch
+// run exactly call opt.set_lr(s.lr(opt.steps())) instead, or, the other way, give LambdaLR
+// `lambda step: lr(step + 1)` (as the Annotated Transformer does). WarmupSchedule's lr(0) is 0.
 struct Schedule {
   virtual ~Schedule() = default;
   virtual double lr(std::int64_t step) const = 0;

@@ -62,20 +62,22 @@ class TransformerDecoderLayer : public Module {
   Tensor self_attention_, cross_attention_;
 };
 
-// num_layers encoder layers (children layers.0, layers.1, ...), then a final LayerNorm "norm"
-// when norm_first (pre-LN stacks need it; post-LN layers end in a norm already).
+// num_layers encoder layers (children layers.0, layers.1, ...), then a final LayerNorm "norm".
+// final_norm unset: a norm exactly when norm_first (pre-LN stacks need it, GPT-2's layout;
+// post-LN layers end in a norm already). true / false: as PyTorch's `norm` argument, which
+// nn.Transformer sets for its post-LN stacks too, and which its pre-LN encoders leave out unless given.
 class TransformerEncoder : public Module {
  public:
-  TransformerEncoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen);
+  TransformerEncoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen, std::optional<bool> final_norm = {});
   Tensor forward(const Tensor& src, const Tensor& src_mask = {}, const Tensor& src_key_padding_mask = {});
   std::string describe() const override;
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
-  std::shared_ptr<LayerNorm> norm;  // null for post-LN
+  std::shared_ptr<LayerNorm> norm;  // null without a final norm
 };
 
 class TransformerDecoder : public Module {
  public:
-  TransformerDecoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen);
+  TransformerDecoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen, std::optional<bool> final_norm = {});
   Tensor forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask = {},
                  const Tensor& tgt_key_padding_mask = {}, const Tensor& memory_key_padding_mask = {});
   std::string describe() const override;
