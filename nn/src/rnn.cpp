@@ -1,6 +1,7 @@
 #include "nn/rnn.hpp"
 
 #include <cmath>
+#include <sstream>
 
 #include "nn/layers.hpp"
 
@@ -93,45 +94,64 @@ std::string RecurrentCell::describe() const {
 
 // ---- sequence layers ------------------------------------------------------------------------
 Recurrent::Recurrent(CellKind kind, std::size_t in, std::size_t hidden, ag::Generator& gen, RecurrentOptions o)
-    : kind_(kind), input_(in), hidden_(hidden) {
+    : kind_(kind), input_(in), hidden_(hidden), o_(o) {
   if (o.num_layers == 0) ag::fail(cell_name(kind), ": num_layers must be at least 1");
-  const std::size_t G = gate_count(kind);
+  if (o.nonlinearity == RNNNonlinearity::relu && kind != CellKind::tanh_rnn)
+    ag::fail(cell_name(kind), ": nonlinearity relu is an option of the plain RNN only");
+  if (!(o.dropout >= 0.0 && o.dropout < 1.0)) ag::fail(cell_name(kind), ": dropout must be in [0, 1), got ", o.dropout);
+  const std::size_t G = gate_count(kind), D = num_directions();
   const double k = 1.0 / std::sqrt(double(hidden));
-  for (std::size_t l = 0; l < o.num_layers; ++l) {
-    const std::string sfx = "_l" + std::to_string(l);
-    weight_ih.push_back(register_parameter("weight_ih" + sfx, uniform_tensor({G * hidden, l ? hidden : in}, k, gen)));
-    weight_hh.push_back(register_parameter("weight_hh" + sfx, uniform_tensor({G * hidden, hidden}, k, gen)));
-    bias_ih.push_back(register_parameter("bias_ih" + sfx, uniform_tensor({G * hidden}, k, gen)));
-    bias_hh.push_back(register_parameter("bias_hh" + sfx, uniform_tensor({G * hidden}, k, gen)));
-    if (kind == CellKind::lstm && o.forget_bias) {  // the forget gate's total bias (b_ih + b_hh) starts at forget_bias
-      float* bi = bias_ih.back().data<float>().data() + hidden;
-      float* bh = bias_hh.back().data<float>().data() + hidden;
-      for (std::size_t j = 0; j < hidden; ++j) bi[j] = float(*o.forget_bias), bh[j] = 0.f;
+  for (std::size_t l = 0; l < o.num_layers; ++l)
+    for (std::size_t d = 0; d < D; ++d) {  // PyTorch's order: layer 0 forward, layer 0 reverse, layer 1 ...
+      const std::string sfx = "_l" + std::to_string(l) + (d ? "_reverse" : "");
+      weight_ih.push_back(register_parameter("weight_ih" + sfx, uniform_tensor({G * hidden, l ? D * hidden : in}, k, gen)));
+      weight_hh.push_back(register_parameter("weight_hh" + sfx, uniform_tensor({G * hidden, hidden}, k, gen)));
+      bias_ih.push_back(register_parameter("bias_ih" + sfx, uniform_tensor({G * hidden}, k, gen)));
+      bias_hh.push_back(register_parameter("bias_hh" + sfx, uniform_tensor({G * hidden}, k, gen)));
+      if (kind == CellKind::lstm && o.forget_bias) {  // the forget gate's total bias (b_ih + b_hh) starts at forget_bias
+        float* bi = bias_ih.back().data<float>().data() + hidden;
+        float* bh = bias_hh.back().data<float>().data() + hidden;
+        for (std::size_t j = 0; j < hidden; ++j) bi[j] = float(*o.forget_bias), bh[j] = 0.f;
+      }
     }
-  }
+  // Seeded from gen only when used, so that models without dropout draw exactly what they did.
+  if (o.dropout > 0 && o.num_layers > 1)
+    dropout_ = register_module("dropout", std::make_shared<Dropout>(o.dropout, std::uint64_t(gen.integer(0, 1 << 30))));
 }
 
 RecurrentOutput Recurrent::forward(const Tensor& x, const std::vector<RecurrentState>& initial) const {
   if (x.dim() != 3 || x.shape()[2] != input_)
     ag::fail(describe(), ": input ", ag::shape_str(x.shape()), " should be [batch, time, ", input_, "]");
-  if (!initial.empty() && initial.size() != num_layers())
-    ag::fail(describe(), ": ", initial.size(), " initial states given for ", num_layers(), " layers");
+  const std::size_t D = num_directions();
+  if (!initial.empty() && initial.size() != num_layers() * D)
+    ag::fail(describe(), ": ", initial.size(), " initial states given for ", num_layers(), " layers x ", D, " directions");
   const std::size_t B = x.shape()[0], T = x.shape()[1];
   RecurrentOutput out;
   Tensor layer_input = x;
   for (std::size_t l = 0; l < num_layers(); ++l) {
-    RecurrentState s = initial.empty() ? zero_state(kind_, B, hidden_, x.dtype()) : initial[l];
-    check_state(cell_name(kind_), kind_, s, B, hidden_);
-    const Tensor xp = ag::linear(layer_input, weight_ih[l], bias_ih[l]);  // all steps in one gemm: [B, T, G*H]
-    std::vector<Tensor> hs;
-    hs.reserve(T);
-    for (std::size_t t = 0; t < T; ++t) {
-      s = fused_step(kind_, xp, t, s, weight_hh[l], bias_hh[l]);
-      hs.push_back(s.h);
+    if (l > 0 && dropout_) layer_input = (*dropout_)(layer_input);  // between layers, as PyTorch
+    std::vector<std::vector<Tensor>> hs(D);  // per direction, h_t in time order
+    for (std::size_t d = 0; d < D; ++d) {
+      const std::size_t i = l * D + d;
+      RecurrentState s = initial.empty() ? zero_state(kind_, B, hidden_, x.dtype()) : initial[i];
+      check_state(cell_name(kind_), kind_, s, B, hidden_);
+      const Tensor xp = ag::linear(layer_input, weight_ih[i], bias_ih[i]);  // all steps in one gemm: [B, T, G*H]
+      hs[d].resize(T);
+      for (std::size_t n = 0; n < T; ++n) {
+        const std::size_t t = d ? T - 1 - n : n;  // the backward direction reads t = T-1 .. 0
+        if (o_.nonlinearity == RNNNonlinearity::relu)
+          s = {ag::relu(ag::select(xp, 1, std::int64_t(t)) + ag::linear(s.h, weight_hh[i], bias_hh[i])), Tensor()};
+        else
+          s = fused_step(kind_, xp, t, s, weight_hh[i], bias_hh[i]);
+        hs[d][t] = s.h;
+      }
+      out.last.push_back(s);
     }
-    out.last.push_back(s);
-    layer_input = T ? ag::stack(hs, 1) : ag::zeros({B, 0, hidden_}, {x.dtype()});
-    if (l + 1 == num_layers()) out.steps = std::move(hs);
+    std::vector<Tensor> steps = std::move(hs[0]);
+    if (D == 2)
+      for (std::size_t t = 0; t < T; ++t) steps[t] = ag::concat({steps[t], hs[1][t]}, -1);  // [B, 2H]
+    layer_input = T ? ag::stack(steps, 1) : ag::zeros({B, 0, D * hidden_}, {x.dtype()});
+    if (l + 1 == num_layers()) out.steps = std::move(steps);
   }
   out.output = layer_input;
   return out;
@@ -139,7 +159,10 @@ RecurrentOutput Recurrent::forward(const Tensor& x, const std::vector<RecurrentS
 
 std::string Recurrent::describe() const {
   return std::string(cell_name(kind_)) + "(" + std::to_string(input_) + ", " + std::to_string(hidden_) +
-         (num_layers() > 1 ? ", num_layers=" + std::to_string(num_layers()) : "") + ")";
+         (num_layers() > 1 ? ", num_layers=" + std::to_string(num_layers()) : "") +
+         (o_.nonlinearity == RNNNonlinearity::relu ? ", nonlinearity=relu" : "") +
+         (o_.dropout > 0 ? ", dropout=" + (std::ostringstream() << o_.dropout).str() : "") +
+         (o_.bidirectional ? ", bidirectional=true" : "") + ")";
 }
 
 }  // namespace nn

@@ -380,3 +380,50 @@ BOOST_AUTO_TEST_CASE(final_norm_chosen_apart_from_the_layout) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(recurrent_options)
+
+BOOST_AUTO_TEST_CASE(bidirectional_relu_and_dropout_between_layers) {
+  Generator gen(31);
+  for (nn::CellKind kind : {nn::CellKind::tanh_rnn, nn::CellKind::lstm, nn::CellKind::gru}) {
+    BOOST_TEST_CONTEXT(nn::cell_name(kind)) {
+      nn::Recurrent bi(kind, 3, 4, gen, {.num_layers = 2, .bidirectional = true});
+      // PyTorch's names and shapes: the second layer reads both directions (2H = 8 features)
+      std::vector<std::string> names;
+      for (const auto& [n, p] : bi.named_parameters()) names.push_back(n);
+      BOOST_TEST(names.size() == 16u);
+      BOOST_TEST(names[4] == "weight_ih_l0_reverse");
+      BOOST_TEST(bi.weight_ih[2].shape()[1] == 8u);
+      const Tensor x = input({2, 5, 3}, 32);
+      const nn::RecurrentOutput out = bi(x.to(f32));
+      BOOST_TEST(ag::shape_str(out.output.shape()) == "[2,5,8]");
+      BOOST_TEST(out.last.size() == 4u);
+      // the backward direction of the top layer ends at t = 0: its last h is output[:, 0, H:]
+      const auto first = ag::slice(ag::select(out.output, 1, 0), -1, 4, 8).to_vector(), last_bwd = out.last[3].h.to_vector();
+      BOOST_TEST(first == last_bwd, boost::test_tools::per_element());
+      check_module(std::string("bidirectional ") + nn::cell_name(kind), bi, {x}, [&](const auto& in) { return bi(in[0]).output; });
+    }
+  }
+  // relu: h_t = relu(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), step by step by hand
+  nn::RNN relu_rnn(2, 3, gen, {.nonlinearity = nn::RNNNonlinearity::relu});
+  relu_rnn.to(f64);
+  const Tensor x = input({1, 4, 2}, 33);
+  Tensor h = zeros({1, 3}, {f64});
+  for (std::int64_t t = 0; t < 4; ++t)
+    h = relu(linear(select(x, 1, t), relu_rnn.weight_ih[0], relu_rnn.bias_ih[0]) + linear(h, relu_rnn.weight_hh[0], relu_rnn.bias_hh[0]));
+  BOOST_TEST(relu_rnn(x).last[0].h.to_vector() == h.to_vector(), boost::test_tools::per_element());
+  check_module("RNN relu", relu_rnn, {x}, [&](const auto& in) { return relu_rnn(in[0]).output; });
+  BOOST_CHECK_THROW(nn::LSTM(2, 3, gen, {.nonlinearity = nn::RNNNonlinearity::relu}), ag::Error);
+  // dropout between layers: only in train(), never after the last layer
+  nn::GRU deep(3, 4, gen, {.num_layers = 3, .dropout = 0.5});
+  const Tensor x32 = input({2, 6, 3}, 34).to(f32);
+  deep.eval();
+  const auto a = deep(x32).output.to_vector(), b = deep(x32).output.to_vector();
+  BOOST_TEST(a == b, boost::test_tools::per_element());
+  deep.train();
+  BOOST_TEST(deep(x32).output.to_vector() != a);
+  BOOST_TEST(deep.named_generators().size() == 1u);
+  BOOST_CHECK_THROW(nn::GRU(3, 4, gen, {.dropout = 1.0}), ag::Error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -25,9 +25,11 @@ struct RecurrentState {
 };
 
 struct RecurrentOutput {
-  Tensor output;                // [B, T, H]: the top layer's hidden state at every step
-  std::vector<RecurrentState> last;  // per layer, the state after the last step
-  std::vector<Tensor> steps;    // the top layer's h_t, t = 0..T-1 (each [B, H]; output stacks them)
+  Tensor output;                // [B, T, D*H]: the top layer's hidden state at every step (D = 2 if bidirectional)
+  // per layer and direction, PyTorch's h_n order (layer 0 forward, layer 0 backward, layer 1 ...):
+  // the state after the last step it read (the backward direction's last step is t = 0)
+  std::vector<RecurrentState> last;
+  std::vector<Tensor> steps;    // the top layer's output at t = 0..T-1 (each [B, D*H]; output stacks them)
 };
 
 // One step of a cell written with engine ops, given the input already projected: xp = x_t W_ih^T
@@ -66,30 +68,49 @@ struct GRUCell : RecurrentCell {
   GRUCell(std::size_t in, std::size_t hidden, ag::Generator& gen) : RecurrentCell(CellKind::gru, in, hidden, gen) {}
 };
 
+enum class RNNNonlinearity { tanh, relu };  // the plain RNN's activation (PyTorch's nonlinearity)
+
+// PyTorch's nn.RNN / LSTM / GRU options.
 struct RecurrentOptions {
   std::size_t num_layers = 1;
   // LSTM: unset, the forget gate's biases are drawn like every other bias, U(-1/sqrt(H), 1/sqrt(H)),
   // as PyTorch does; a value v sets the gate's total bias (b_ih + b_hh) to v: b_ih = v, b_hh = 0
   // (Gers, Schmidhuber & Cummins 2000 use 1: the cell keeps ~73% of itself per step at first).
   std::optional<double> forget_bias{};
+  // RNN only: h_t = relu(...) instead of tanh(...) (composed of engine ops, not the fused cell).
+  RNNNonlinearity nonlinearity = RNNNonlinearity::tanh;
+  // Dropout on the output of every layer but the last, in train() mode (0: none).
+  double dropout = 0.0;
+  // A second stack of weights reads the sequence backwards (Schuster & Paliwal 1997; Bahdanau et
+  // al. 2015's encoder): the output at t is [forward h_t, backward h_t], [B, T, 2H], and the layer
+  // above reads 2H features. Parameters "..._l0_reverse" as PyTorch's.
+  bool bidirectional = false;
 };
 
 // A stack of recurrent layers over a whole sequence: RNN (tanh), LSTM, GRU.
+class Dropout;
+
 class Recurrent : public Module {
  public:
+  // Errors: num_layers 0, a relu nonlinearity on an LSTM or GRU, dropout outside [0, 1).
   Recurrent(CellKind kind, std::size_t input_size, std::size_t hidden_size, ag::Generator& gen, RecurrentOptions o = {});
-  // x: [B, T, I]; initial: one state per layer (empty -> zeros).
+  // x: [B, T, I]; initial: one state per layer and direction, in the order of `last` (empty -> zeros).
   RecurrentOutput forward(const Tensor& x, const std::vector<RecurrentState>& initial = {}) const;
   RecurrentOutput operator()(const Tensor& x, const std::vector<RecurrentState>& initial = {}) const { return forward(x, initial); }
   std::string describe() const override;
   CellKind kind() const { return kind_; }
   std::size_t hidden_size() const { return hidden_; }
-  std::size_t num_layers() const { return weight_ih.size(); }
-  std::vector<Tensor> weight_ih, weight_hh, bias_ih, bias_hh;  // per layer
+  std::size_t num_layers() const { return o_.num_layers; }
+  std::size_t num_directions() const { return o_.bidirectional ? 2 : 1; }
+  const RecurrentOptions& options() const { return o_; }
+  // per layer and direction: index layer * num_directions() + direction (0 forward, 1 backward)
+  std::vector<Tensor> weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
   CellKind kind_;
   std::size_t input_, hidden_;
+  RecurrentOptions o_;
+  std::shared_ptr<Dropout> dropout_;  // between layers, when o_.dropout > 0
 };
 
 struct RNN : Recurrent {
