@@ -19,6 +19,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "common/expect_error.hpp"
+#include "common/tmp_dir.hpp"
 #include "ag/ag.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/init.hpp"
@@ -28,23 +29,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh directory for one test case, removed afterwards.
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("attnlab_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -109,7 +93,7 @@ struct Tiny : nn::Module {
 BOOST_AUTO_TEST_SUITE(checkpoint)
 
 BOOST_AUTO_TEST_CASE(round_trip_is_bit_exact) {
-  TmpDir dir;
+  TmpDir dir("ckpt");
   ag::Generator gen(1);
   const std::vector<ag::Shape> shapes = {{}, {0}, {7}, {3, 5}, {2, 0, 3}, {2, 3, 4}, {1, 1, 1, 1, 9}};
   nn::NamedTensors tensors;
@@ -158,7 +142,7 @@ BOOST_AUTO_TEST_CASE(hand_written_file_is_read) {
       R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"np"}})";
   const char data[] = {0x00, 0x00, char(0x80), 0x3F, 0x00, 0x00, 0x20, char(0xC0),
                        0x00, 0x00, 0x00,       0x00, 0x00, 0x00, char(0xE0), 0x3F};
-  TmpDir dir;
+  TmpDir dir("ckpt");
   const std::string path = dir.file("hand.safetensors");
   write_bytes(path, make_file(header, std::string(data, sizeof data)));
   nn::Metadata meta;
@@ -237,7 +221,7 @@ BOOST_AUTO_TEST_CASE(damaged_files_give_clear_errors) {
       {"shape product overflows (message)", make_file(R"({"a":)" + entry("F32", "[4294967296,4294967296,16]", "[0,8]") + "}", f32x2), {"[4294967296,4294967296,16]"}},
       {"metadata not an object", make_file(R"({"__metadata__":"x"})", ""), {"__metadata__", "object"}},
   };
-  TmpDir dir;
+  TmpDir dir("ckpt");
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT("case: " << c.what) {
       expect_error([&] { nn::parse_safetensors(c.bytes, "case.safetensors"); }, c.parts);
@@ -298,7 +282,7 @@ BOOST_AUTO_TEST_CASE(every_truncation_and_random_damage_is_an_error_not_a_crash)
 }
 
 BOOST_AUTO_TEST_CASE(save_errors) {
-  TmpDir dir;
+  TmpDir dir("ckpt");
   const std::string path = dir.file("x.safetensors");
   const ag::Tensor t = ag::zeros({2});
   expect_error([&] { nn::save_safetensors(path, {{"a", t}, {"a", t}}); }, {"save_safetensors", "'a' appears twice"});
@@ -314,7 +298,7 @@ BOOST_AUTO_TEST_CASE(save_errors) {
 
 BOOST_AUTO_TEST_CASE(module_save_load_round_trip) {
   for (auto d : {ag::f32, ag::f64}) {
-    TmpDir dir;
+    TmpDir dir("ckpt");
     const std::string path = dir.file("tiny.safetensors");
     Tiny a(3, 4, d);
     a.randomize(10);
@@ -350,7 +334,7 @@ BOOST_AUTO_TEST_CASE(module_save_load_round_trip) {
 }
 
 BOOST_AUTO_TEST_CASE(load_reports_every_mismatch_and_changes_nothing) {
-  TmpDir dir;
+  TmpDir dir("ckpt");
   const std::string path = dir.file("x.safetensors");
   Tiny saved(4, 3);  // fc.weight [3,4]
   saved.randomize(1);
@@ -402,7 +386,7 @@ BOOST_AUTO_TEST_CASE(load_reports_every_mismatch_and_changes_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(interrupted_save_leaves_the_old_checkpoint) {
-  TmpDir dir;
+  TmpDir dir("ckpt");
   const std::string path = dir.file("model.safetensors");
   Tiny good(4, 3);
   good.randomize(5);

@@ -20,30 +20,15 @@
 #include <boost/test/unit_test.hpp>
 
 #include "common/expect_error.hpp"
+#include "common/tmp_dir.hpp"
 #include "ag/ag.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 #include "nn/optim.hpp"
 
-namespace fs = std::filesystem;
 
 namespace {
-
-struct TmpDir {
-  fs::path path;
-  TmpDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("attnlab_resume_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // x [B, 4] -> linear -> relu -> dropout -> linear -> [B, 1]: parameters, and a generator
 // (the dropout's) that a resumed run must continue from where it was.
@@ -172,7 +157,7 @@ BOOST_AUTO_TEST_CASE(optimizer_load_state_dict_errors_change_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(training_state_round_trip_continues_bit_identical) {
-  TmpDir dir;
+  TmpDir dir("resume");
   Run straight(11);
   for (int k = 0; k < 20; ++k) straight.step();
 
@@ -207,7 +192,7 @@ BOOST_AUTO_TEST_CASE(training_state_round_trip_continues_bit_identical) {
 }
 
 BOOST_AUTO_TEST_CASE(killed_after_its_save_and_resumed_in_another_process_is_bit_identical) {
-  TmpDir dir;
+  TmpDir dir("resume");
   const std::string ckpt = dir.file("state.safetensors"), log = dir.file("losses.bin");
   const int N = 12;
   Run straight(5);
@@ -249,7 +234,7 @@ BOOST_AUTO_TEST_CASE(killed_after_its_save_and_resumed_in_another_process_is_bit
 }
 
 BOOST_AUTO_TEST_CASE(a_run_with_other_options_is_refused_and_nothing_changes) {
-  TmpDir dir;
+  TmpDir dir("resume");
   const std::string ckpt = dir.file("state.safetensors");
   Run saved(1);
   for (int k = 0; k < 3; ++k) saved.step();
