@@ -6,17 +6,20 @@ namespace nn {
 
 Seq2Seq::Seq2Seq(std::size_t src_vocab, std::size_t tgt_vocab, const Seq2SeqOptions& o, ag::Generator& gen) : o_(o) {
   const std::size_t H = o.hidden_size, E = o.embed_dim;
+  const std::size_t N = o.bidirectional_encoder ? 2 * H : H;  // the size of an annotation h_j (keys, values, c_t)
   src_embed = register_module("src_embed", std::make_shared<Embedding>(src_vocab, E, gen));
   tgt_embed = register_module("tgt_embed", std::make_shared<Embedding>(tgt_vocab, E, gen));
-  encoder = register_module("encoder", std::make_shared<GRU>(E, H, gen));
-  decoder = register_module("decoder", std::make_shared<GRUCell>(o.attention ? E + H : E, H, gen));
+  encoder = register_module("encoder", std::make_shared<GRU>(E, H, gen, RecurrentOptions{.bidirectional = o.bidirectional_encoder}));
+  if (o.bidirectional_encoder) init_proj = register_module("init_proj", std::make_shared<Linear>(H, H, gen));
+  decoder = register_module("decoder", std::make_shared<GRUCell>(o.attention ? E + N : E, H, gen));
   if (o.attention)
-    attention = register_module("attention", std::make_shared<AdditiveAttention>(H, H, o.attention_dim ? o.attention_dim : H, gen));
-  out = register_module("out", std::make_shared<Linear>(o.attention ? 2 * H : H, tgt_vocab, gen));
+    attention = register_module("attention", std::make_shared<AdditiveAttention>(H, N, o.attention_dim ? o.attention_dim : H, gen));
+  out = register_module("out", std::make_shared<Linear>(o.attention ? H + N : H, tgt_vocab, gen));
 }
 
 Seq2Seq::Encoded Seq2Seq::encode(const ag::Indices& src, std::int64_t pad_id) const {
   if (src.shape.size() != 2) ag::fail(describe(), ": src should be [batch, source length], got ", ag::shape_str(src.shape));
+  if (o_.bidirectional_encoder) return encode_bidirectional(src, pad_id);
   const std::size_t B = src.shape[0], S = src.shape[1];
   Encoded e;
   RecurrentOutput r = encoder->forward((*src_embed)(src));
@@ -38,6 +41,57 @@ Seq2Seq::Encoded Seq2Seq::encode(const ag::Indices& src, std::int64_t pad_id) co
   } else {
     e.final_state = r.last.back().h;
   }
+  if (attention) e.projected_keys = attention->project_keys(e.states);
+  return e;
+}
+
+// Bahdanau et al.'s encoder: annotations h_j = [fwd h_j; bwd h_j] and s_0 = tanh(W_s bwd h_1).
+Seq2Seq::Encoded Seq2Seq::encode_bidirectional(const ag::Indices& src, std::int64_t pad_id) const {
+  const std::size_t B = src.shape[0], S = src.shape[1], H = o_.hidden_size;
+  Encoded e;
+  const Tensor x = (*src_embed)(src);  // [B, S, E]
+  e.pad_mask = pad_mask_from_ids(src, pad_id);
+  Tensor backward_first;  // bwd h_1: the backward direction's state after reading the whole source, [B, H]
+  if (!e.pad_mask.defined()) {
+    RecurrentOutput r = encoder->forward(x);
+    e.states = r.output;  // [B, S, 2H]
+    backward_first = r.last[1].h;
+  } else {
+    // Packed, as PyTorch's pack_padded_sequence: the backward direction must start at each
+    // sequence's last real token, not at the end of the padding. real[b, t] = 0 at padding; the
+    // backward state is multiplied by it, so it stays zero through the padding and the last real
+    // token starts from zeros. (The forward direction's states at padding are never read: the
+    // attention masks them.)
+    Tensor real = ag::zeros({B, S, 1}, {x.dtype()});
+    ag::dispatch(real.dtype(), [&](auto tag) {
+      using V = decltype(tag);
+      V* p = real.data<V>().data();
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t t = 0; t < S; ++t) {
+          const bool pad = src.values[b * S + t] == pad_id;
+          if (!pad && t > 0 && src.values[b * S + t - 1] == pad_id)
+            ag::fail(describe(), ": src row ", b, " has a token after padding at position ", t,
+                     "; a bidirectional encoder needs the padding after the last token");
+          p[b * S + t] = pad ? V(0) : V(1);
+        }
+    });
+    std::vector<std::vector<Tensor>> hs(2, std::vector<Tensor>(S));
+    for (std::size_t d = 0; d < 2; ++d) {  // 0 forward, 1 backward: encoder->weight_ih[d] is weight_ih_l0 / _l0_reverse
+      const Tensor xp = ag::linear(x, encoder->weight_ih[d], encoder->bias_ih[d]);  // [B, S, 3H]
+      RecurrentState s{ag::zeros({B, H}, {x.dtype()}), Tensor()};
+      for (std::size_t n = 0; n < S; ++n) {
+        const std::size_t t = d ? S - 1 - n : n;
+        s = fused_step(CellKind::gru, xp, t, s, encoder->weight_hh[d], encoder->bias_hh[d]);
+        if (d) s.h = s.h * ag::select(real, 1, std::int64_t(t));  // [B, H] * [B, 1]
+        hs[d][t] = s.h;
+      }
+    }
+    std::vector<Tensor> steps(S);
+    for (std::size_t t = 0; t < S; ++t) steps[t] = ag::concat({hs[0][t], hs[1][t]}, -1);  // [B, 2H]
+    e.states = S ? ag::stack(steps, 1) : ag::zeros({B, 0, 2 * H}, {x.dtype()});
+    backward_first = S ? hs[1][0] : ag::zeros({B, H}, {x.dtype()});
+  }
+  e.final_state = ag::tanh((*init_proj)(backward_first));  // s_0 = tanh(W_s bwd h_1): [B, H]
   if (attention) e.projected_keys = attention->project_keys(e.states);
   return e;
 }
@@ -91,7 +145,8 @@ Seq2Seq::Decoded Seq2Seq::greedy_decode(const ag::Indices& src, std::int64_t bos
 }
 
 std::string Seq2Seq::describe() const {
-  return std::string("Seq2Seq(GRU, hidden=") + std::to_string(o_.hidden_size) + (attention ? ", additive attention)" : ", no attention)");
+  return std::string("Seq2Seq(GRU, hidden=") + std::to_string(o_.hidden_size) +
+         (o_.bidirectional_encoder ? ", bidirectional encoder" : "") + (attention ? ", additive attention)" : ", no attention)");
 }
 
 }  // namespace nn

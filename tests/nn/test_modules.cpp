@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <map>
 
 #include "../common/expect_error.hpp"
 #include "nn/nn.hpp"
@@ -141,6 +142,19 @@ BOOST_AUTO_TEST_CASE(seq2seq_with_and_without_attention) {
   }
 }
 
+// Bahdanau et al.'s encoder: both directions, s_0 = tanh(W_s bwd h_1), keys and values [B, S, 2H].
+// Padded, the backward direction is packed (computed in Seq2Seq); unpadded, it is the GRU's own.
+BOOST_AUTO_TEST_CASE(seq2seq_bidirectional_encoder) {
+  for (bool att : {true, false}) {
+    Generator gen(9);
+    nn::Seq2Seq model(7, 6, {.embed_dim = 4, .hidden_size = 5, .attention = att, .bidirectional_encoder = true}, gen);
+    const Indices src({3, 4, 5, 0, 6, 5, 0, 0}, {2, 4}), tgt_in({1, 3, 4, 1, 5, 3}, {2, 3});
+    const std::string what = std::string("Seq2Seq bidirectional encoder") + (att ? ", attention" : ", no attention");
+    check_module(what + ", padded", model, {}, [&](const auto&) { return model.forward(src, tgt_in, 0).logits; });
+    check_module(what + ", no padding", model, {}, [&](const auto&) { return model.forward(src, tgt_in).logits; });
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(attention_facts)
@@ -239,6 +253,103 @@ BOOST_AUTO_TEST_CASE(padded_source_does_not_change_the_seq2seq_output) {
   const auto ya = model.forward(a, tgt, 0), yb = model.forward(b, tgt, 0);
   const auto la = ya.logits.to_vector(), lb = yb.logits.to_vector();
   for (std::size_t i = 0; i < la.size(); ++i) BOOST_TEST(la[i] == lb[i], boost::test_tools::tolerance(1e-5));
+}
+
+BOOST_AUTO_TEST_CASE(seq2seq_bidirectional_shapes_and_names) {
+  Generator gen(14);
+  const std::size_t E = 4, H = 6, A = 5, V = 9;
+  nn::Seq2Seq model(V, V, {.embed_dim = E, .hidden_size = H, .attention = true, .attention_dim = A, .bidirectional_encoder = true},
+                    gen);
+  std::map<std::string, Shape> shape;
+  for (const auto& [name, p] : model.named_parameters()) shape[name] = p.shape();
+  BOOST_TEST((shape.at("encoder.weight_ih_l0") == Shape{3 * H, E}));
+  BOOST_TEST((shape.at("encoder.weight_ih_l0_reverse") == Shape{3 * H, E}));
+  BOOST_TEST((shape.at("encoder.weight_hh_l0_reverse") == Shape{3 * H, H}));
+  BOOST_TEST((shape.at("init_proj.weight") == Shape{H, H}));  // W_s
+  BOOST_TEST((shape.at("init_proj.bias") == Shape{H}));
+  BOOST_TEST((shape.at("attention.query_proj.weight") == Shape{A, H}));
+  BOOST_TEST((shape.at("attention.key_proj.weight") == Shape{A, 2 * H}));  // keys are the annotations [fwd h_j; bwd h_j]
+  BOOST_TEST((shape.at("decoder.weight_ih") == Shape{3 * H, E + 2 * H}));  // [embed(y); c_t]
+  BOOST_TEST((shape.at("out.weight") == Shape{V, 3 * H}));                 // [h_t; c_t]
+  BOOST_TEST(model.describe() == "Seq2Seq(GRU, hidden=6, bidirectional encoder, additive attention)");
+
+  const Indices src({3, 4, 5, 6, 7, 3, 4, 0, 0, 0}, {2, 5}), tgt({1, 3, 4, 1, 5, 3}, {2, 3});
+  const auto y = model.forward(src, tgt, 0);
+  BOOST_TEST((y.logits.shape() == Shape{2, 3, V}));
+  BOOST_TEST((y.attention.shape() == Shape{2, 3, 5}));
+  const auto w = y.attention.to_vector();
+  for (std::size_t r = 0; r < 6; ++r) {
+    double sum = 0;
+    for (std::size_t s = 0; s < 5; ++s) sum += w[r * 5 + s];
+    BOOST_TEST(sum == 1.0, boost::test_tools::tolerance(1e-5));
+  }
+  for (std::size_t t = 0; t < 3; ++t)
+    for (std::size_t s = 2; s < 5; ++s) BOOST_TEST(w[(3 + t) * 5 + s] == 0.0);  // row 1's padding gets no weight
+  const auto d = model.greedy_decode(src, 1, 4, 0);
+  BOOST_TEST((d.ids.shape == Shape{2, 4}));
+  BOOST_TEST((d.attention.shape() == Shape{2, 4, 5}));
+
+  // The default model is unchanged: one direction, no init_proj, keys of size H.
+  Generator gen2(14);
+  nn::Seq2Seq plain(V, V, {.embed_dim = E, .hidden_size = H, .attention = true, .attention_dim = A}, gen2);
+  std::map<std::string, Shape> plain_shape;
+  for (const auto& [name, p] : plain.named_parameters()) plain_shape[name] = p.shape();
+  BOOST_TEST(plain_shape.count("init_proj.weight") == 0u);
+  BOOST_TEST(plain_shape.count("encoder.weight_ih_l0_reverse") == 0u);
+  BOOST_TEST((plain_shape.at("attention.key_proj.weight") == Shape{A, H}));
+  BOOST_TEST(plain.describe() == "Seq2Seq(GRU, hidden=6, additive attention)");
+  // Both draw the embeddings and the forward encoder first, from the same generator: the same values.
+  BOOST_TEST(plain.src_embed->weight.to_vector() == model.src_embed->weight.to_vector(), boost::test_tools::per_element());
+  BOOST_TEST(plain.encoder->weight_hh[0].to_vector() == model.encoder->weight_hh[0].to_vector(), boost::test_tools::per_element());
+}
+
+// s_0 = tanh(W_s bwd h_1): without attention the first logits are out(GRUCell(embed(BOS), s_0)), with bwd h_1 the
+// backward direction's state after reading the whole source (the GRU's last[1], its output at t = 0, second half).
+BOOST_AUTO_TEST_CASE(seq2seq_bidirectional_initial_state_is_tanh_Ws_backward_h1) {
+  Generator gen(15);
+  const std::size_t H = 6;
+  nn::Seq2Seq model(9, 9, {.embed_dim = 4, .hidden_size = H, .attention = false, .bidirectional_encoder = true}, gen);
+  const Indices src({3, 4, 5, 6}, {1, 4}), bos({1}, {1, 1});
+  const auto got = model.forward(src, bos).logits.to_vector();  // [1, 1, 9]
+  const nn::RecurrentOutput r = model.encoder->forward((*model.src_embed)(src));
+  const auto first = ag::slice(ag::select(r.output, 1, 0), -1, std::int64_t(H), std::int64_t(2 * H)).to_vector();
+  const auto last = r.last[1].h.to_vector();
+  BOOST_TEST(first == last, boost::test_tools::per_element());
+  const Tensor s0 = ag::tanh((*model.init_proj)(r.last[1].h));
+  const Tensor h1 = model.decoder->forward((*model.tgt_embed)(Indices({1})), {s0, Tensor()}).h;
+  const auto want = (*model.out)(h1).to_vector();
+  BOOST_TEST(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) BOOST_TEST(got[i] == want[i], boost::test_tools::tolerance(1e-6));
+  // and the backward direction matters: changing the first token (the last one it reads) changes s_0
+  const auto other = model.forward(Indices({7, 4, 5, 6}, {1, 4}), bos).logits.to_vector();
+  BOOST_TEST(std::abs(other[0] - got[0]) + std::abs(other[1] - got[1]) > 1e-4);
+}
+
+// Padding is packed, as in PyTorch: a sequence gives the same output alone and padded (in a batch
+// with a longer one). Treated as tokens (pad_id -1), the same padding would change the output.
+BOOST_AUTO_TEST_CASE(seq2seq_bidirectional_padding_is_packed) {
+  for (bool att : {true, false}) {
+    Generator gen(16);
+    nn::Seq2Seq model(9, 9, {.embed_dim = 4, .hidden_size = 6, .attention = att, .bidirectional_encoder = true}, gen);
+    const Indices alone({3, 4, 5}, {1, 3}), batch({3, 4, 5, 0, 0, 6, 7, 8, 3, 4}, {2, 5});
+    const Indices tgt1({1, 5, 4}, {1, 3}), tgt2({1, 5, 4, 1, 4, 3}, {2, 3});
+    const auto ya = model.forward(alone, tgt1).logits.to_vector();        // the GRU's own bidirectional forward
+    const auto yb = model.forward(batch, tgt2, 0).logits.to_vector();     // packed, row 0
+    const auto yc = model.forward(batch, tgt2, -1).logits.to_vector();    // padding read as tokens
+    double differs = 0;
+    for (std::size_t i = 0; i < ya.size(); ++i) {
+      BOOST_TEST(ya[i] == yb[i], boost::test_tools::tolerance(1e-5));
+      differs = std::max(differs, std::abs(ya[i] - yc[i]));
+    }
+    BOOST_TEST(differs > 1e-3);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(seq2seq_bidirectional_refuses_a_token_after_padding) {
+  Generator gen(17);
+  nn::Seq2Seq model(9, 9, {.embed_dim = 4, .hidden_size = 6, .attention = true, .bidirectional_encoder = true}, gen);
+  expect_error([&] { model.forward(Indices({3, 0, 4}, {1, 3}), Indices({1}, {1, 1}), 0); },
+               {"bidirectional encoder", "src row 0", "token after padding at position 2"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()

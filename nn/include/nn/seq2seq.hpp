@@ -9,6 +9,20 @@
 //   with attention, step t first looks back at every encoder state:
 //             c_t, a_t = AdditiveAttention(h_{t-1}, h^enc_1..S)      (a_t: [B, S] weights)
 //             h_t = GRUCell([embed(y_{t-1}); c_t], h_{t-1}),         logits_t = out([h_t; c_t])
+//
+// bidirectional_encoder (Bahdanau et al. 2015, section 3.2 and appendix A.2): the encoder GRU also
+// reads the source backwards, and each annotation holds both directions' states at j:
+//             h_j = [fwd h_j; bwd h_j]                               [B, S, 2H]
+//   the attention's keys and values are these annotations (key size 2H), so c_t: [B, 2H], the
+//   decoder cell reads [embed(y_{t-1}); c_t] ([B, E + 2H]) and out reads [h_t; c_t] ([B, 3H]);
+//   without attention it reads embed(y_{t-1}) and out reads h_t, as above. The decoder starts from
+//             s_0 = tanh(W_s bwd h_1)      W_s: [H, H] and a bias: the Linear `init_proj`
+//   the backward state at the first source position, which has read the whole source (appendix
+//   A.2.2, W_s in R^{n x n}; the paper leaves the biases out of its equations, nn::Linear keeps
+//   one). The encoder's parameters are PyTorch's: weight_ih_l0, ..., weight_ih_l0_reverse, ...
+//   With padding (pad_id >= 0; pads only after a sequence's last token, else an error), each
+//   direction reads only a sequence's real tokens, as PyTorch's packed sequences do: the backward
+//   one starts from zeros at the last real token, so padding changes no output.
 #include "nn/attention.hpp"
 #include "nn/layers.hpp"
 #include "nn/rnn.hpp"
@@ -20,6 +34,7 @@ struct Seq2SeqOptions {
   std::size_t hidden_size = 64;
   bool attention = true;
   std::size_t attention_dim = 0;  // 0 -> hidden_size
+  bool bidirectional_encoder = false;  // Bahdanau et al.'s encoder (see above): annotations [B, S, 2H]
 };
 
 class Seq2Seq : public Module {
@@ -30,6 +45,8 @@ class Seq2Seq : public Module {
     Tensor logits;     // [B, T, V]
     Tensor attention;  // [B, T, S] alignment weights (undefined without attention)
   };
+  // src: [B, S] ids; tgt_in: [B, T]. Errors: src not 2-D, tgt_in not [B, T]; with a bidirectional
+  // encoder, a real token after padding in src.
   // Teacher forcing: tgt_in is BOS + target. pad_id (if >= 0) marks padding in src.
   Output forward(const ag::Indices& src, const ag::Indices& tgt_in, std::int64_t pad_id = -1);
 
@@ -44,13 +61,15 @@ class Seq2Seq : public Module {
   std::shared_ptr<Recurrent> encoder;
   std::shared_ptr<RecurrentCell> decoder;
   std::shared_ptr<AdditiveAttention> attention;  // null without attention
+  std::shared_ptr<Linear> init_proj;             // W_s of s_0 = tanh(W_s bwd h_1); bidirectional encoder only
   std::shared_ptr<Linear> out;
 
  private:
   struct Encoded {
-    Tensor states, projected_keys, final_state, pad_mask;
+    Tensor states, projected_keys, final_state, pad_mask;  // states: [B, S, H], or [B, S, 2H] bidirectional
   };
   Encoded encode(const ag::Indices& src, std::int64_t pad_id) const;
+  Encoded encode_bidirectional(const ag::Indices& src, std::int64_t pad_id) const;
   // One decoder step: returns logits [B, V] and the attention weights [B, S] (if any).
   std::pair<Tensor, Tensor> step(const Encoded& enc, const Tensor& y_prev_embedded, Tensor& h) const;
   Seq2SeqOptions o_;
