@@ -24,6 +24,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -170,11 +171,13 @@ Built build_module(const json& c, ag::Generator& gen) {
     return {l, [l](const Ins& in) { return Named{{"y", (*l)(in["x"])}}; }};
   }
   if (m == "LayerNorm") {
-    auto l = std::make_shared<nn::LayerNorm>(c.at("dim"), c.value("eps", 1e-5));
+    auto l = std::make_shared<nn::LayerNorm>(c.at("dim"), c.value("eps", 1e-5), c.value("affine", true));
     return {l, [l](const Ins& in) { return Named{{"y", (*l)(in["x"])}}; }};
   }
   if (m == "Embedding") {
-    auto l = std::make_shared<nn::Embedding>(c.at("num"), c.at("dim"), gen);
+    std::optional<std::int64_t> padding_idx;
+    if (c.contains("padding_idx")) padding_idx = c.at("padding_idx").get<std::int64_t>();
+    auto l = std::make_shared<nn::Embedding>(c.at("num"), c.at("dim"), gen, padding_idx);
     return {l, [l](const Ins& in) { return Named{{"y", (*l)(in.ids("ids"))}}; }};
   }
   if (m == "FeedForward") {
@@ -183,12 +186,15 @@ Built build_module(const json& c, ag::Generator& gen) {
   }
   if (m == "RNN" || m == "LSTM" || m == "GRU") {
     const nn::CellKind kind = cell_kind(m);
-    auto l = std::make_shared<nn::Recurrent>(kind, c.at("in"), c.at("hidden"), gen,
-                                             nn::RecurrentOptions{.num_layers = c.at("layers")});
+    nn::RecurrentOptions o{.num_layers = c.at("layers")};
+    o.nonlinearity = c.value("nonlinearity", "tanh") == "relu" ? nn::RNNNonlinearity::relu : nn::RNNNonlinearity::tanh;
+    o.dropout = c.value("dropout", 0.0);
+    o.bidirectional = c.value("bidirectional", false);
+    auto l = std::make_shared<nn::Recurrent>(kind, c.at("in"), c.at("hidden"), gen, o);
     return {l, [l, kind](const Ins& in) {
-              std::vector<nn::RecurrentState> init;
+              std::vector<nn::RecurrentState> init;  // PyTorch's h_0 order: layer 0 forward, layer 0 reverse, layer 1 ...
               if (in.get("h0").defined())
-                for (std::size_t i = 0; i < l->num_layers(); ++i) {
+                for (std::size_t i = 0; i < l->num_layers() * l->num_directions(); ++i) {
                   nn::RecurrentState s{ag::select(in["h0"], 0, i), {}};
                   if (kind == nn::CellKind::lstm) s.c = ag::select(in["c0"], 0, i);
                   init.push_back(s);
@@ -214,7 +220,8 @@ Built build_module(const json& c, ag::Generator& gen) {
   if (m == "MultiheadAttention") {
     auto l = std::make_shared<nn::MultiHeadAttention>(c.at("d"), c.at("heads"), gen, 0.0,
                                                       c.value("impl", "naive") == "tiled" ? nn::AttentionImpl::tiled
-                                                                                         : nn::AttentionImpl::naive);
+                                                                                         : nn::AttentionImpl::naive,
+                                                      c.value("bias", true));
     return {l, [l](const Ins& in) {
               const Tensor q = in["query"];
               const Tensor k = in.get("key").defined() ? in["key"] : q;
@@ -227,19 +234,21 @@ Built build_module(const json& c, ag::Generator& gen) {
   }
   if (m == "TransformerEncoderLayer" || m == "TransformerEncoder") {
     const nn::TransformerOptions o = transformer_options(c);
+    const std::optional<bool> final_norm = c.contains("final_norm") ? std::optional<bool>(c.at("final_norm").get<bool>()) : std::nullopt;
     if (m == "TransformerEncoderLayer") {
       auto l = std::make_shared<nn::TransformerEncoderLayer>(o, gen);
       return {l, [l](const Ins& in) {
                 return Named{{"y", l->forward(in["src"], in.get("src_mask"), in.get("src_key_padding_mask"))}};
               }};
     }
-    auto l = std::make_shared<nn::TransformerEncoder>(o, c.at("layers"), gen);
+    auto l = std::make_shared<nn::TransformerEncoder>(o, c.at("layers"), gen, final_norm);
     return {l, [l](const Ins& in) {
               return Named{{"y", l->forward(in["src"], in.get("src_mask"), in.get("src_key_padding_mask"))}};
             }};
   }
   if (m == "TransformerDecoderLayer" || m == "TransformerDecoder") {
     const nn::TransformerOptions o = transformer_options(c);
+    const std::optional<bool> final_norm = c.contains("final_norm") ? std::optional<bool>(c.at("final_norm").get<bool>()) : std::nullopt;
     auto run = [](auto& l, const Ins& in) {
       return Named{{"y", l->forward(in["tgt"], in["memory"], in.get("tgt_mask"), in.get("tgt_key_padding_mask"),
                                     in.get("memory_key_padding_mask"))}};
@@ -248,7 +257,7 @@ Built build_module(const json& c, ag::Generator& gen) {
       auto l = std::make_shared<nn::TransformerDecoderLayer>(o, gen);
       return {l, [l, run](const Ins& in) { return run(l, in); }};
     }
-    auto l = std::make_shared<nn::TransformerDecoder>(o, c.at("layers"), gen);
+    auto l = std::make_shared<nn::TransformerDecoder>(o, c.at("layers"), gen, final_norm);
     return {l, [l, run](const Ins& in) { return run(l, in); }};
   }
   if (m == "AdditiveAttention") {
@@ -691,6 +700,78 @@ void op_cases(Dumper& d) {
          {"pred", "target"}, [r](const Ins& x) { return Named{{"y", ag::mse_loss(x["pred"], x["target"], r)}}; });
   }
 
+  // cross_entropy with label smoothing and class weights (torch's weight=, label_smoothing=): every
+  // reduction, 2-d and 3-d logits, with and without ignored rows, each option alone and both together
+  for (const std::string red : {"mean", "sum", "none"}) {
+    const ag::Reduction r = red == "mean" ? ag::Reduction::mean : red == "sum" ? ag::Reduction::sum : ag::Reduction::none;
+    struct V {
+      std::string tag;
+      double ls;
+      bool weight, ignore;
+    };
+    for (const V& v : std::vector<V>{{"label_smoothing", 0.1, false, false},
+                                     {"weight", 0.0, true, false},
+                                     {"label_smoothing_weight", 0.2, true, false},
+                                     {"label_smoothing/3d_ignore_index", 0.1, false, true},
+                                     {"weight/3d_ignore_index", 0.0, true, true},
+                                     {"label_smoothing_weight/3d_ignore_index", 0.3, true, true}}) {
+      const std::string name = "op/cross_entropy/" + red + "/" + v.tag;
+      ag::Generator g(seed_of(name));
+      const std::int64_t ignore = v.ignore ? 2 : -100;
+      Named in{{"logits", v.ignore ? uniform({2, 3, 4}, g, -3, 3) : uniform({5, 4}, g, -3, 3)}};
+      if (v.weight) in.push_back({"weight", uniform({4}, g, 0.2, 2.0)});
+      // with ignored rows: targets 2 ignored (two of six); the others cover classes 0, 1, 3
+      const ag::Indices targets = v.ignore ? ag::Indices({1, 2, 3, 0, 2, 1}, {2, 3}) : random_ids({5}, 4, g);
+      const double ls = v.ls;
+      d.op(name, "cross_entropy", {{"reduction", red}, {"ignore_index", ignore}, {"label_smoothing", ls}}, in, {"logits"},
+           [r, ignore, ls](const Ins& x) {
+             return Named{{"y", ag::cross_entropy(x["logits"], x.ids("targets"),
+                                                  {.ignore_index = ignore, .reduction = r, .label_smoothing = ls, .weight = x.get("weight")})}};
+           },
+           "", {{"targets", targets}});
+    }
+  }
+  {  // label smoothing 1: the uniform target distribution only
+    ag::Generator g(seed_of("op/cross_entropy/mean/label_smoothing1"));
+    d.op("op/cross_entropy/mean/label_smoothing1_weight", "cross_entropy", {{"reduction", "mean"}, {"ignore_index", -100}, {"label_smoothing", 1.0}},
+         {{"logits", uniform({3, 5}, g, -3, 3)}, {"weight", uniform({5}, g, 0.2, 2.0)}}, {"logits"},
+         [](const Ins& x) {
+           return Named{{"y", ag::cross_entropy(x["logits"], x.ids("targets"), {.label_smoothing = 1.0, .weight = x["weight"]})}};
+         },
+         "", {{"targets", ag::Indices({4, 0, 2})}});
+  }
+  {  // every target ignored, with both options: attnlab's documented 0 (torch: 0 / 0 = NaN, as without them)
+    ag::Generator g(seed_of("op/cross_entropy/mean_all_ignored_label_smoothing_weight"));
+    d.op("op/cross_entropy/mean_all_ignored_label_smoothing_weight", "cross_entropy",
+         {{"reduction", "mean"}, {"ignore_index", 1}, {"label_smoothing", 0.1}},
+         {{"logits", uniform({2, 3}, g)}, {"weight", uniform({3}, g, 0.2, 2.0)}}, {"logits"},
+         [](const Ins& x) {
+           return Named{{"y", ag::cross_entropy(x["logits"], x.ids("targets"), {.ignore_index = 1, .label_smoothing = 0.1, .weight = x["weight"]})}};
+         },
+         XF_CE_IGNORED, {{"targets", ag::Indices({1, 1})}});
+  }
+  // embedding with padding_idx (torch's F.embedding(padding_idx=)): that row gets no gradient
+  for (const std::int64_t p : {3, -1}) {
+    const std::string name = p < 0 ? "op/embedding/padding_idx_negative" : "op/embedding/padding_idx";
+    ag::Generator g(seed_of(name));
+    d.op(name, "embedding", {{"padding_idx", p}}, {{"weight", uniform({6, 4}, g)}}, {"weight"},
+         [p](const Ins& x) { return Named{{"y", ag::embedding(x["weight"], x.ids("ids"), p)}}; }, "",
+         {{"ids", ag::Indices({0, 3, 5, 5, 1, 3}, {2, 3})}});  // row 3 (p = 3) and row 5 (p = -1) used twice
+  }
+  // relu's gradient where x is NaN: torch's threshold_backward passes the upstream gradient (NaN <= 0 is false)
+  d.op("op/relu/nan_gradient", "relu", json::object(),
+       {{"x", of({-1.0, std::numeric_limits<double>::quiet_NaN(), 0.0, 2.0, -std::numeric_limits<double>::quiet_NaN()}, {5})}}, {"x"},
+       [](const Ins& i) { return Named{{"y", ag::relu(i["x"])}}; });
+  // the two GELUs as ops of ag:: (the cases op/gelu/... use the default, op/gelu_tanh/... nn::activate)
+  {
+    ag::Generator g(seed_of("op/gelu/ag"));
+    const Tensor x = uniform({2, 3, 4}, g, -5, 5);
+    d.op("op/gelu/ag_none", "gelu", {{"approximate", "none"}}, {{"x", x}}, {"x"},
+         [](const Ins& i) { return Named{{"y", ag::gelu(i["x"], ag::GeluApproximate::none)}}; });
+    d.op("op/gelu_tanh/ag_tanh", "gelu_tanh", {{"approximate", "tanh"}}, {{"x", x}}, {"x"},
+         [](const Ins& i) { return Named{{"y", ag::gelu(i["x"], ag::GeluApproximate::tanh)}}; });
+  }
+
   // attention
   {
     ag::Generator g(seed_of("op/attention"));
@@ -758,6 +839,13 @@ void module_cases(Dumper& d) {
     d.module("module/LayerNorm/eps1e-2", {{"module", "LayerNorm"}, {"dim", 5}, {"eps", 1e-2}}, {{"x", uniform({3, 5}, g, -2, 2)}}, {"x"});
     d.module("module/LayerNorm", {{"module", "LayerNorm"}, {"dim", 6}, {"eps", 1e-5}}, {{"x", uniform({2, 3, 6}, g, -2, 2)}}, {"x"});
     d.module("module/Embedding", {{"module", "Embedding"}, {"num", 7}, {"dim", 4}}, {}, {}, "", {{"ids", ag::Indices({1, 6, 1, 0, 3, 1}, {2, 3})}});
+    d.module("module/LayerNorm/no_affine", {{"module", "LayerNorm"}, {"dim", 6}, {"eps", 1e-5}, {"affine", false}},
+             {{"x", uniform({2, 3, 6}, g, -2, 2)}}, {"x"});
+    // padding_idx: the row starts at 0 and gets no gradient (torch: the same); -2 is row 5 of 7
+    d.module("module/Embedding/padding_idx", {{"module", "Embedding"}, {"num", 7}, {"dim", 4}, {"padding_idx", 0}}, {}, {}, "",
+             {{"ids", ag::Indices({1, 0, 1, 0, 3, 6}, {2, 3})}});
+    d.module("module/Embedding/padding_idx_negative", {{"module", "Embedding"}, {"num", 7}, {"dim", 4}, {"padding_idx", -2}}, {}, {}, "",
+             {{"ids", ag::Indices({5, 6, 1, 5, 3, 1}, {2, 3})}});
     d.module("module/FeedForward/relu", {{"module", "FeedForward"}, {"dim", 4}, {"hidden", 8}, {"activation", "relu"}},
              {{"x", uniform({2, 3, 4}, g)}}, {"x"});
     d.module("module/FeedForward/gelu", {{"module", "FeedForward"}, {"dim", 4}, {"hidden", 8}, {"activation", "gelu_tanh"}},
@@ -776,6 +864,25 @@ void module_cases(Dumper& d) {
     std::vector<std::string> cgr{"x", "h0"};
     if (m == "LSTM") cin.push_back({"c0", uniform({B, H}, g)}), cgr.push_back("c0");
     d.module("module/" + m + "Cell", {{"module", m + "Cell"}, {"in", I}, {"hidden", H}}, cin, cgr);
+    // bidirectional, 2 layers, initial states in torch's order [layer 0 fwd, layer 0 rev, layer 1 fwd, layer 1 rev]
+    Named bin{{"x", uniform({B, T, I}, g)}, {"h0", uniform({2 * L, B, H}, g)}};
+    if (m == "LSTM") bin.push_back({"c0", uniform({2 * L, B, H}, g)});
+    const json bc{{"module", m}, {"in", I}, {"hidden", H}, {"layers", L}, {"bidirectional", true}};
+    d.module("module/" + m + "/bidirectional_2_layers_initial_state", bc, bin, gr);
+    d.module("module/" + m + "/bidirectional_1_layer_zero_state", {{"module", m}, {"in", I}, {"hidden", H}, {"layers", 1}, {"bidirectional", true}},
+             {{"x", uniform({B, T, I}, g)}}, {"x"});
+    // dropout between layers, eval mode: no dropout (torch's module in eval() too)
+    json dc{{"module", m}, {"in", I}, {"hidden", H}, {"layers", L}, {"dropout", 0.4}};
+    d.module("module/" + m + "/dropout_eval_2_layers", dc, in, gr);
+    dc["bidirectional"] = true;
+    d.module("module/" + m + "/dropout_eval_bidirectional_2_layers", dc, bin, gr);
+    if (m == "RNN") {  // nonlinearity='relu'
+      const json rc{{"module", m}, {"in", I}, {"hidden", H}, {"layers", L}, {"nonlinearity", "relu"}};
+      d.module("module/RNN/relu_2_layers_initial_state", rc, in, gr);
+      json rbc = rc;
+      rbc["bidirectional"] = true;
+      d.module("module/RNN/relu_bidirectional_2_layers_initial_state", rbc, bin, gr);
+    }
   }
   // multi-head attention
   {
@@ -797,6 +904,13 @@ void module_cases(Dumper& d) {
       d.module(p + "cross_padding_attn_mask", c,
                {{"query", x}, {"key", mem}, {"value", val}, {"key_padding_mask", kpm_cross}, {"attn_mask", cross_mask}},
                {"query", "key", "value"});
+    }
+    // bias=False: no in_proj_bias, no out_proj.bias
+    for (const std::string impl : {"naive", "tiled"}) {
+      const json c{{"module", "MultiheadAttention"}, {"d", D}, {"heads", 2}, {"impl", impl}, {"bias", false}};
+      const std::string p = "module/MultiheadAttention/" + impl + "/no_bias/";
+      d.module(p + "self_causal_padding", c, {{"query", x}, {"key_padding_mask", kpm_self}, {"attn_mask", causal(T)}}, {"query"});
+      d.module(p + "cross_padding", c, {{"query", x}, {"key", mem}, {"value", val}, {"key_padding_mask", kpm_cross}}, {"query", "key", "value"});
     }
     const json c{{"module", "MultiheadAttention"}, {"d", D}, {"heads", 2}};
     {  // torch's nn.Transformer.generate_square_subsequent_mask: float, 0 and -inf; blocks under either rule
@@ -843,6 +957,16 @@ void module_cases(Dumper& d) {
       c["impl"] = "tiled";
       c["module"] = "TransformerEncoder";
       d.module("module/TransformerEncoder/" + ln + "/2_layers_tiled", c, {{"src", src}, {"src_mask", causal(S)}, {"src_key_padding_mask", skpm}}, {"src"});
+      // the final norm chosen apart from pre/post-LN: post-LN with one (torch's nn.Transformer), pre-LN without
+      c["impl"] = "naive";
+      c["final_norm"] = !pre;
+      const std::string fn = pre ? "/2_layers_no_final_norm" : "/2_layers_final_norm";
+      c["module"] = "TransformerEncoder";
+      d.module("module/TransformerEncoder/" + ln + fn, c, {{"src", src}, {"src_mask", causal(S)}, {"src_key_padding_mask", skpm}}, {"src"});
+      c["module"] = "TransformerDecoder";
+      d.module("module/TransformerDecoder/" + ln + fn, c,
+               {{"tgt", tgt}, {"memory", mem}, {"tgt_mask", causal(T)}, {"tgt_key_padding_mask", tkpm}, {"memory_key_padding_mask", skpm}},
+               {"tgt", "memory"});
     }
     // torch's activation="gelu" is the erf form (known difference)
     const json c{{"module", "TransformerEncoderLayer"}, {"d", D}, {"heads", 2}, {"ff", 16}, {"norm_first", false}, {"activation", "gelu"}};

@@ -128,7 +128,8 @@ def _cross_entropy(x, i, a):
     logits, targets = x["logits"], i["targets"]
     if logits.dim() > 2:
         logits = logits.movedim(-1, 1)
-    return F.cross_entropy(logits, targets, ignore_index=a["ignore_index"], reduction=a["reduction"])
+    return F.cross_entropy(logits, targets, weight=x.get("weight"), ignore_index=a["ignore_index"], reduction=a["reduction"],
+                           label_smoothing=a.get("label_smoothing", 0.0))
 
 
 def _scale(a, d):
@@ -238,7 +239,7 @@ OPS = {
     "softmax": Y(lambda x, i, a: torch.softmax(x["x"], a["axis"])),
     "log_softmax": Y(lambda x, i, a: torch.log_softmax(x["x"], a["axis"])),
     "layer_norm": Y(lambda x, i, a: F.layer_norm(x["x"], x["x"].shape[-1:], x.get("weight"), x.get("bias"), a["eps"])),
-    "embedding": Y(lambda x, i, a: F.embedding(i["ids"], x["weight"])),
+    "embedding": Y(lambda x, i, a: F.embedding(i["ids"], x["weight"], padding_idx=a.get("padding_idx"))),
     "dropout": lambda x, i, a, o: {"y": _dropout(x, a, o)},
     "cross_entropy": Y(lambda x, i, a: _cross_entropy(x, i, a)),
     "mse_loss": Y(lambda x, i, a: F.mse_loss(x["pred"], x["target"], reduction=a["reduction"])),
@@ -311,24 +312,27 @@ def build_torch(c):
     if m == "Linear":
         return nn.Linear(c["in"], c["out"], bias=c.get("bias", True))
     if m == "LayerNorm":
-        return nn.LayerNorm(c["dim"], eps=c.get("eps", 1e-5))
+        return nn.LayerNorm(c["dim"], eps=c.get("eps", 1e-5), elementwise_affine=c.get("affine", True))
     if m == "Embedding":
-        return nn.Embedding(c["num"], c["dim"])
+        return nn.Embedding(c["num"], c["dim"], padding_idx=c.get("padding_idx"))
     if m == "FeedForward":
         return FeedForward(c)
     if m in ("RNN", "LSTM", "GRU"):
-        return getattr(nn, m)(c["in"], c["hidden"], num_layers=c["layers"], batch_first=True)
+        extra = {"nonlinearity": c["nonlinearity"]} if "nonlinearity" in c else {}
+        return getattr(nn, m)(c["in"], c["hidden"], num_layers=c["layers"], batch_first=True, bidirectional=c.get("bidirectional", False),
+                              dropout=c.get("dropout", 0.0), **extra)
     if m in ("RNNCell", "LSTMCell", "GRUCell"):
         return getattr(nn, m)(c["in"], c["hidden"])
     if m == "MultiheadAttention":
-        return nn.MultiheadAttention(c["d"], c["heads"], dropout=0.0, batch_first=True)
+        return nn.MultiheadAttention(c["d"], c["heads"], dropout=0.0, bias=c.get("bias", True), batch_first=True)
     if m.startswith("TransformerEncoder") or m.startswith("TransformerDecoder"):
         kind = "Encoder" if "Encoder" in m else "Decoder"
         layer = getattr(nn, f"Transformer{kind}Layer")(c["d"], c["heads"], c["ff"], dropout=0.0, activation=activation(c),
                                                          batch_first=True, norm_first=c.get("norm_first", False))
         if m.endswith("Layer"):
             return layer
-        norm = nn.LayerNorm(c["d"]) if c.get("norm_first", False) else None  # attnlab: a final norm exactly when pre-LN
+        # attnlab's final_norm unset: a final norm exactly when pre-LN; set: as torch's norm= (nn.Transformer gives post-LN stacks one)
+        norm = nn.LayerNorm(c["d"]) if c.get("final_norm", c.get("norm_first", False)) else None
         if kind == "Encoder":
             return nn.TransformerEncoder(layer, c["layers"], norm=norm, enable_nested_tensor=False)
         return nn.TransformerDecoder(layer, c["layers"], norm=norm)
@@ -339,6 +343,12 @@ def build_torch(c):
     if m == "SinusoidalPositionalEncoding":
         return SinusoidalPositionalEncoding(c)
     raise ValueError(f"no torch module for '{m}'")
+
+
+def set_mode(mod, c):
+    """train mode where dropout is 0 (it keeps torch off its inference fast path); eval where the module has
+    dropout (a recurrent stack's dropout= between layers: attnlab's cases run in eval mode, torch must too)."""
+    mod.train(not c.get("dropout", 0.0))
 
 
 def run_torch(mod, c, x, i):
@@ -419,7 +429,7 @@ def check_module(case, f, tol, res, d):
     c = case["cfg"]
     mod = build_torch(c).double()
     load_state(mod, os.path.join(d, case["state"]))  # nn::save -> load_state_dict(strict=True)
-    mod.train()  # dropout is 0; train mode keeps torch off its inference fast path
+    set_mode(mod, c)
     x, i = inputs_of(f, case.get("grad_inputs", []))
     outs = run_torch(mod, c, x, i)
     backward_and_compare(res, f, outs, tol)
@@ -531,7 +541,7 @@ def reverse_checkpoints(cases, d, tol, binary):
         with torch.no_grad():
             for p in mod.parameters():
                 p.add_(0.1 * torch.randn(p.shape, generator=gen))  # LayerNorm's 1 and 0, MHA's zero biases: all different
-        mod.train()
+        set_mode(mod, c)
         base = "torch." + case["file"][: -len(".safetensors")]
         write_safetensors(os.path.join(d, base + ".state.safetensors"), {k: v.numpy() for k, v in mod.state_dict().items()})
         write_safetensors(os.path.join(d, base + ".in.safetensors"), {k: v for k, v in f.items() if k[:3] == "in." or k[:4] == "idx."})
