@@ -292,12 +292,10 @@ class Dumper {
  public:
   explicit Dumper(fs::path dir) : dir_(std::move(dir)) {}
 
-  // An op case: inputs (float64; those named in `grad` require grad), integer inputs, f -> outputs.
-  void op(const std::string& name, const std::string& opname, json attrs, const Named& inputs,
-          const std::vector<std::string>& grad, const Fn& f, const std::string& xfail = "",
-          const std::vector<std::pair<std::string, ag::Indices>>& ids = {}) {
-    Ins in;
-    nn::NamedTensors file;
+  // The case's inputs as the function sees them (`in`: fresh leaves, those named in `grad` requiring
+  // grad) and as the file stores them (`file`: "in.<name>", "idx.<name>").
+  static void take_inputs(const Named& inputs, const std::vector<std::string>& grad,
+                          const std::vector<std::pair<std::string, ag::Indices>>& ids, Ins& in, nn::NamedTensors& file) {
     for (const auto& [k, t0] : inputs) {
       Tensor t = t0.detach();
       for (const auto& g : grad)
@@ -309,6 +307,15 @@ class Dumper {
       in.idx[k] = v;
       file.push_back({"idx." + k, indices_tensor(v)});
     }
+  }
+
+  // An op case: inputs (float64; those named in `grad` require grad), integer inputs, f -> outputs.
+  void op(const std::string& name, const std::string& opname, json attrs, const Named& inputs,
+          const std::vector<std::string>& grad, const Fn& f, const std::string& xfail = "",
+          const std::vector<std::pair<std::string, ag::Indices>>& ids = {}) {
+    Ins in;
+    nn::NamedTensors file;
+    take_inputs(inputs, grad, ids, in, file);
     Named outs = f(in);
     backward(name, outs, file);
     for (const auto& g : grad) {
@@ -334,17 +341,7 @@ class Dumper {
     nn::save(*b.module, (dir_ / state).string());
     Ins in;
     nn::NamedTensors file;
-    for (const auto& [k, t0] : inputs) {
-      Tensor t = t0.detach();
-      for (const auto& g : grad)
-        if (g == k) t.requires_grad_();
-      in.t[k] = t;
-      file.push_back({"in." + k, t0.detach()});
-    }
-    for (const auto& [k, v] : ids) {
-      in.idx[k] = v;
-      file.push_back({"idx." + k, indices_tensor(v)});
-    }
+    take_inputs(inputs, grad, ids, in, file);
     Named outs = b.run(in);
     backward(name, outs, file);
     for (const auto& g : grad) {
