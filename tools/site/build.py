@@ -121,6 +121,7 @@ class Site:
     def write_page(self, repo_path: str, text: str, note: str = ""):
         text = self.rewrite_links(text, repo_path)
         text = blank_around_markers(text)
+        text = display_math_blocks(text)
         figures = self.notes.get(repo_path, [])
         if self.from_runs and repo_path.startswith("lessons/") and figures:
             text = insert_after_title(text, figures_note(repo_path, figures))
@@ -152,6 +153,38 @@ def blank_around_markers(text: str) -> str:
                 out.append("")
             continue
         out.append(line)
+    return "\n".join(out)
+
+
+def display_math_blocks(text: str) -> str:
+    """A line that is only $$...$$ inside a paragraph (as GitHub allows, and lesson 14 writes inside
+    its list items) becomes a block of its own, which is what pymdownx.arithmatex renders as display
+    math (mid-paragraph it would nest an inline formula in another). Inside a list item, Python-Markdown
+    wants blocks after a blank line indented by 4: the formula and the rest of the item are indented
+    so (k spaces -> max(4, 2k)). Only the copy changes, never the chapter."""
+    lines = text.split("\n")
+    out, in_fence, i = [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        m = FENCE.match(line)
+        if m:
+            if in_fence is None:
+                in_fence = m.group(1)[0]
+            elif m.group(1)[0] == in_fence:
+                in_fence = None
+        s = line.strip()
+        if (in_fence is None and not m and len(s) > 4 and s.startswith("$$") and s.endswith("$$")
+                and out and out[-1].strip()):
+            k = len(line) - len(line.lstrip(" "))
+            new = " " * (max(4, 2 * k) if k else 0)
+            out += ["", new + s, ""]
+            i += 1
+            while k and i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip(" ")) >= k:
+                out.append(new + lines[i][k:])  # the rest of the item, now a paragraph of the item
+                i += 1
+            continue
+        out.append(line)
+        i += 1
     return "\n".join(out)
 
 
