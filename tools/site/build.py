@@ -182,6 +182,8 @@ def display_math_blocks(text: str) -> str:
             while k and i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip(" ")) >= k:
                 out.append(new + lines[i][k:])  # the rest of the item, now a paragraph of the item
                 i += 1
+            if k and i < len(lines) and lines[i].strip():
+                out.append("")  # the next item starts after a blank line, not as a lazy continuation
             continue
         out.append(line)
         i += 1
