@@ -79,17 +79,10 @@ class Site:
     # --- link rewriting ------------------------------------------------------------------------
     def rewrite_links(self, text: str, repo_path: str) -> str:
         base = PurePosixPath(repo_path).parent
-        out, in_fence = [], None
-        for line in text.split("\n"):
-            m = FENCE.match(line)
-            if m:
-                if in_fence is None:
-                    in_fence = m.group(1)[0]
-                elif m.group(1)[0] == in_fence:
-                    in_fence = None
-                out.append(line)
-                continue
-            if in_fence is not None:
+        lines = text.split("\n")
+        out = []
+        for line, prose in zip(lines, prose_mask(lines)):
+            if not prose:
                 out.append(line)
                 continue
             # split off inline code spans: even pieces are prose, odd pieces are code
@@ -132,20 +125,32 @@ class Site:
         dst.write_text(text, encoding="utf-8")
 
 
-def blank_around_markers(text: str) -> str:
-    """Put a blank line before and after each line that is only an HTML comment (the chapters'
-    `<!-- generated: ... -->` markers), so that Python-Markdown reads the Markdown between them
-    as Markdown. Inside a fenced block nothing changes. Only the copy changes, never the chapter."""
-    out, in_fence = [], None
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
+def prose_mask(lines):
+    """For each line, True when it is prose: False when it opens or closes a fenced code block or
+    sits inside one (a fence closes with the character that opened it)."""
+    mask, in_fence = [], None
+    for line in lines:
         m = FENCE.match(line)
         if m:
             if in_fence is None:
                 in_fence = m.group(1)[0]
             elif m.group(1)[0] == in_fence:
                 in_fence = None
-        if in_fence is None and not m and MARKER.match(line):
+            mask.append(False)
+        else:
+            mask.append(in_fence is None)
+    return mask
+
+
+def blank_around_markers(text: str) -> str:
+    """Put a blank line before and after each line that is only an HTML comment (the chapters'
+    `<!-- generated: ... -->` markers), so that Python-Markdown reads the Markdown between them
+    as Markdown. Inside a fenced block nothing changes. Only the copy changes, never the chapter."""
+    out = []
+    lines = text.split("\n")
+    prose = prose_mask(lines)
+    for i, line in enumerate(lines):
+        if prose[i] and MARKER.match(line):
             if out and out[-1].strip():
                 out.append("")
             out.append(line)
@@ -163,17 +168,12 @@ def display_math_blocks(text: str) -> str:
     wants blocks after a blank line indented by 4: the formula and the rest of the item are indented
     so (k spaces -> max(4, 2k)). Only the copy changes, never the chapter."""
     lines = text.split("\n")
-    out, in_fence, i = [], None, 0
+    prose = prose_mask(lines)
+    out, i = [], 0
     while i < len(lines):
         line = lines[i]
-        m = FENCE.match(line)
-        if m:
-            if in_fence is None:
-                in_fence = m.group(1)[0]
-            elif m.group(1)[0] == in_fence:
-                in_fence = None
         s = line.strip()
-        if (in_fence is None and not m and len(s) > 4 and s.startswith("$$") and s.endswith("$$")
+        if (prose[i] and len(s) > 4 and s.startswith("$$") and s.endswith("$$")
                 and out and out[-1].strip()):
             k = len(line) - len(line.lstrip(" "))
             new = " " * (max(4, 2 * k) if k else 0)
