@@ -93,9 +93,10 @@ void Optimizer::load_state_dict(const std::vector<std::pair<std::string, ag::Ten
       continue;
     }
     std::size_t i = 0;
-    const char* digits = name.c_str() + std::strlen("state.");
-    const auto parsed = name.rfind("state.", 0) == 0 ? std::from_chars(digits, name.c_str() + name.size(), i)
-                                                       : std::from_chars_result{digits, std::errc::invalid_argument};
+    const bool prefixed = name.rfind("state.", 0) == 0;  // only then is there an index to read
+    const char* digits = name.c_str() + (prefixed ? std::strlen("state.") : 0);
+    const auto parsed = prefixed ? std::from_chars(digits, name.c_str() + name.size(), i)
+                                 : std::from_chars_result{digits, std::errc::invalid_argument};
     if (parsed.ec != std::errc() || parsed.ptr == digits || *parsed.ptr != '.') {
       problems.push_back(where + " is not named state.<parameter index>.<key>");
       continue;

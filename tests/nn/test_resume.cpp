@@ -143,10 +143,11 @@ BOOST_AUTO_TEST_CASE(optimizer_load_state_dict_errors_change_nothing) {
   bad.emplace_back("state.9.exp_avg", before[0].second);
   bad.emplace_back("state.1.momentum_buffer", before[0].second);
   bad.emplace_back("exp_avg", before[0].second);
+  bad.emplace_back("x", before[0].second);  // shorter than the "state." prefix
   bad[0].second = ag::zeros({3, 3});  // parameter 0 is [8, 4]
   expect_error([&] { a.opt->load_state_dict(bad); },
                {"AdamW.load_state_dict", "'state.9.exp_avg' names parameter 9, but the optimizer has 4",
-                "keeps no 'momentum_buffer' (its keys: exp_avg, exp_avg_sq, step)", "'exp_avg' is not named state.<parameter index>.<key>",
+                "keeps no 'momentum_buffer' (its keys: exp_avg, exp_avg_sq, step)", "'exp_avg' is not named state.<parameter index>.<key>", "'x' is not named state.<parameter index>.<key>",
                 "'state.0.exp_avg' is float32 [3,3], but parameter 0 is float32 [8,4]"});
   const auto after = a.opt->state_dict();
   BOOST_REQUIRE(after.size() == before.size());
