@@ -20,13 +20,15 @@
 //        l    = c l + rowsum P                     running sum of exponentials
 //        O_I  = c O_I + P V_J                      running unnormalised output, one gemm
 //        m    = m'
-//   3) O_I = O_I / l, and L = m + log l            L: the row's log-sum-exp
-// Saved for backward: the output O and L [..., Tq]. Nothing of size Tq x Tk: the weights are
-// recomputed tile by tile from L, exactly: p_ij = exp(s_ij - L_i).
+//   3) O_I = O_I / l                                and keep m and log l
+// Saved for backward: the output O, m and log l [..., Tq]. Nothing of size Tq x Tk: the weights
+// are recomputed tile by tile, exactly: p_ij = exp((s_ij - m_i) - log l_i). (Not as
+// exp(s_ij - L_i) with L = m + log l, the row's log-sum-exp: L would round log l to the scores'
+// magnitude, and large scores would lose the weights; the same fault as in log_softmax.)
 //
 // Backward (FlashAttention-2, Dao 2023), with dO the gradient of the output:
 //   D_i = sum_j p_ij dp_ij = sum_k dO_ik O_ik      computed once per row, from O, not from P
-//   for each tile (I, J): recompute S and P = exp(S - L), then
+//   for each tile (I, J): recompute S and P = exp((S - m) - log l), then
 //     dV_J += P^T dO_I                             gemm
 //     dP    = dO_I V_J^T                           gemm
 //     dS    = P * (dP - D)                         the softmax backward, element-wise
@@ -36,7 +38,7 @@
 //
 // Blocking: mask != 0 blocks an entry (mask broadcasts to [..., Tq, Tk] and is read through
 // broadcast strides); causal blocks key j > query i (top-left aligned when Tq != Tk). A row with
-// every key blocked has l = 0: its output is 0, L = -inf, and it passes no gradient (no NaN),
+// every key blocked has l = 0: its output is 0, m = -inf, and it passes no gradient (no NaN),
 // as softmax of an all -inf row gives zero weights.
 #include <algorithm>
 #include <cmath>
@@ -93,9 +95,9 @@ void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K,
   }
 }
 
-// The forward of one slice. O: [Tq, dv], zero on entry; L: [Tq].
+// The forward of one slice. O: [Tq, dv], zero on entry; row_max, log_sum: [Tq] (m and log l).
 template <class T>
-void forward_slice(T* O, T* L, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V) {
+void forward_slice(T* O, T* row_max, T* log_sum, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V) {
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const std::size_t dv = p.dv;
   std::vector<T> S(p.tile_q() * p.tile_k()), m(p.tile_q()), l(p.tile_q());
@@ -124,7 +126,8 @@ void forward_slice(T* O, T* L, const Plan& p, std::size_t slice, const T* Q, con
     }
     for (std::size_t i = 0; i < bq; ++i) {  // 3) normalise once; a fully blocked row keeps O = 0
       if (l[i] > T(0)) kernels::mul_scalar(O + (i0 + i) * dv, O + (i0 + i) * dv, T(1) / l[i], dv);
-      L[i0 + i] = l[i] > T(0) ? m[i] + std::log(l[i]) : kNegInf;  // std::log: l > 0 here, no Log(0) trap
+      row_max[i0 + i] = m[i];  // -inf for a fully blocked row
+      log_sum[i0 + i] = l[i] > T(0) ? std::log(l[i]) : T(0);  // std::log: l > 0 here, no Log(0) trap
     }
   }
 }
@@ -132,7 +135,7 @@ void forward_slice(T* O, T* L, const Plan& p, std::size_t slice, const T* Q, con
 // The backward of one slice: adds into whichever of dQ, dK, dV is not null.
 template <class T>
 void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V,
-                    const T* O, const T* L, const T* dO) {
+                    const T* O, const T* row_max, const T* log_sum, const T* dO) {
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const std::size_t d = p.d, dv = p.dv;
   const T scale = T(p.scale);
@@ -148,13 +151,14 @@ void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const
     for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
       const std::size_t bk = std::min(p.block, p.Tk - j0);
       tile_scores(P.data(), p, slice, Q, K, i0, bq, j0, bk);
-      for (std::size_t i = 0; i < bq; ++i) {  // P = exp(S - L): the exact softmax weights
+      for (std::size_t i = 0; i < bq; ++i) {  // P = exp((S - m) - log l): the exact softmax weights
         T* s = P.data() + i * bk;
-        if (L[i0 + i] == kNegInf) {  // fully blocked row: weights 0, no gradient
+        if (row_max[i0 + i] == kNegInf) {  // fully blocked row: weights 0, no gradient
           std::fill(s, s + bk, T(0));
           continue;
         }
-        kernels::add_scalar(s, s, -L[i0 + i], bk);
+        kernels::add_scalar(s, s, -row_max[i0 + i], bk);
+        kernels::add_scalar(s, s, -log_sum[i0 + i], bk);
         kernels::exp(s, s, bk);
       }
       if (dV) gemm(true, false, bk, dv, bq, T(1), P.data(), bk, dO + i0 * dv, dv, T(1), dV + j0 * dv, dv);  // dV_J += P^T dO_I
@@ -240,16 +244,18 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
   Shape out_shape = q.shape();
   out_shape.back() = p.dv;
   Array out(q.dtype(), out_shape);  // zero-filled: the tiles add into it
-  Array lse = Array::empty(q.dtype(), Shape(q.shape().begin(), q.shape().end() - 1));  // L: [..., Tq]
+  const Shape rows(q.shape().begin(), q.shape().end() - 1);  // [..., Tq]
+  Array row_max = Array::empty(q.dtype(), rows), log_sum = Array::empty(q.dtype(), rows);
   dispatch(q.dtype(), [&](auto t) {
     using T = decltype(t);
     const T *Q = q.array().ptr<T>(), *K = k.array().ptr<T>(), *V = v.array().ptr<T>();
     for (std::size_t b = 0; b < p.slices; ++b)
-      forward_slice(out.ptr<T>() + b * p.Tq * p.dv, lse.ptr<T>() + b * p.Tq, p, b, Q + b * p.Tq * p.d, K + b * p.Tk * p.d,
+      forward_slice(out.ptr<T>() + b * p.Tq * p.dv, row_max.ptr<T>() + b * p.Tq, log_sum.ptr<T>() + b * p.Tq, p, b, Q + b * p.Tq * p.d, K + b * p.Tk * p.d,
                     V + b * p.Tk * p.dv);
   });
-  // Saved for backward: L (lse) here, O as the node's own data, q, k, v as its inputs.
-  return make_result("tiled_attention", std::move(out), {q, k, v}, [p = std::move(p), lse = std::move(lse)](Node& self) {
+  // Saved for backward: m and log l here, O as the node's own data, q, k, v as its inputs.
+  return make_result("tiled_attention", std::move(out), {q, k, v},
+                     [p = std::move(p), row_max = std::move(row_max), log_sum = std::move(log_sum)](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       // The tiles add into the gradients (beta = 1), so a new slot must start at zero, which
@@ -263,7 +269,8 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
       for (std::size_t b = 0; b < p.slices; ++b)
         backward_slice(gq ? gq->data() + b * sq : nullptr, gk ? gk->data() + b * sk : nullptr,
                        gv ? gv->data() + b * sv : nullptr, p, b, Q + b * sq, K + b * sk, V + b * sv,
-                       self.data.ptr<T>() + b * so, lse.ptr<T>() + b * p.Tq, self.grad->ptr<T>() + b * so);
+                       self.data.ptr<T>() + b * so, row_max.ptr<T>() + b * p.Tq, log_sum.ptr<T>() + b * p.Tq,
+                       self.grad->ptr<T>() + b * so);
     });
   });
 }

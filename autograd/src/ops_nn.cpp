@@ -171,24 +171,37 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   });
 }
 
-// loss_i = -log_softmax(logits_i)[t_i]; fused, so the backward is softmax_i - onehot(t_i).
-namespace detail {
-
-// cross_entropy with label smoothing and/or class weights (PyTorch's formula; see ops.hpp). For
-// row r with target y and log-probabilities l = log_softmax(x_r):
+// cross_entropy, fused with its log_softmax (PyTorch's formula, with label smoothing ls and class
+// weights w; see ops.hpp). For row r with target y and log-probabilities l = log_softmax(x_r):
 //   loss_r = sum_c a_c l_c,  a_c = -(1 - ls) w_y [c = y] - (ls / C) w_c
-// and since dl_c/dx_k = [c = k] - p_k:  dloss_r/dx_k = a_k - p_k sum_c a_c.
-Tensor cross_entropy_smoothed(const Tensor& logits, const Indices& targets, const CrossEntropyOptions& o, std::size_t rows,
-                              std::size_t C) {
+// and since dl_c/dx_k = [c = k] - p_k:  dloss_r/dx_k = a_k - p_k sum_c a_c. Without smoothing or
+// weights that is the familiar loss_r = -l_y and gradient softmax - onehot(y).
+// The mean divides by sum_r w_{y_r} over the rows not ignored (the count of them without weights).
+Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o) {
+  detail::check_defined("cross_entropy", logits);
+  if (logits.dim() == 0) fail("cross_entropy: logits must be [..., classes], got a 0-d tensor");
+  const std::size_t C = logits.shape().back();
+  const std::size_t rows = C ? logits.numel() / C : 0;
+  const Shape lead(logits.shape().begin(), logits.shape().end() - 1);
+  if (targets.shape != lead && !(targets.shape.size() == 1 && targets.size() == rows))
+    fail("cross_entropy: targets ", shape_str(targets.shape), " do not match logits ", shape_str(logits.shape()),
+         " (expected ", shape_str(lead), ")");
+  for (auto t : targets.values)
+    if (t != o.ignore_index && (t < 0 || std::size_t(t) >= C))
+      fail("cross_entropy: target ", t, " out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
+  if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
+    fail("cross_entropy: label_smoothing must be in [0, 1], got ", o.label_smoothing);
+  if (o.weight.defined() && o.weight.shape() != Shape{C})
+    fail("cross_entropy: weight must be [", C, "] (one per class of logits ", shape_str(logits.shape()), "), got ",
+         shape_str(o.weight.shape()));
   std::vector<double> w(C, 1.0);
   if (o.weight.defined()) w = o.weight.to_vector();
   const double ls = o.label_smoothing, w_sum = std::accumulate(w.begin(), w.end(), 0.0);
-  double denom = 0;  // the mean's divisor: sum of w[y_r] over the rows not ignored
+  double denom = 0;  // the mean's divisor
   for (auto t : targets.values)
     if (t != o.ignore_index) denom += w[std::size_t(t)];
-  const Shape lead(logits.shape().begin(), logits.shape().end() - 1);
   Array lsm = Array::empty(logits.dtype(), Shape{rows, C});
-  Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});
+  Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});  // every entry written below
   dispatch(logits.dtype(), [&](auto t) {
     using T = decltype(t);
     kernels::log_softmax_rows(lsm.ptr<T>(), logits.array().ptr<T>(), rows, C);
@@ -199,18 +212,21 @@ Tensor cross_entropy_smoothed(const Tensor& logits, const Indices& targets, cons
       const auto y = targets.values[r];
       double loss = 0;
       if (y != o.ignore_index) {
-        double smooth = 0;
-        for (std::size_t c = 0; c < C; ++c) smooth -= w[c] * double(l[r * C + c]);
-        loss = (1 - ls) * -w[std::size_t(y)] * double(l[r * C + std::size_t(y)]) + ls / double(C) * smooth;
+        loss = -(1 - ls) * w[std::size_t(y)] * double(l[r * C + std::size_t(y)]);
+        if (ls != 0) {  // only then: a class at -inf (l_c = -inf) must not turn 0 * -inf into NaN
+          double smooth = 0;
+          for (std::size_t c = 0; c < C; ++c) smooth -= w[c] * double(l[r * C + c]);
+          loss += ls / double(C) * smooth;
+        }
       }
       if (o.reduction == Reduction::none) dst[r] = T(loss);
       total += loss;
     }
     if (o.reduction == Reduction::sum) dst[0] = T(total);
-    if (o.reduction == Reduction::mean) dst[0] = denom != 0 ? T(total / denom) : T(0);  // as the plain form: no NaN
+    if (o.reduction == Reduction::mean) dst[0] = denom != 0 ? T(total / denom) : T(0);  // every target ignored: 0, no NaN
   });
   return make_result("cross_entropy", std::move(out), {logits},
-                     [lsm = std::move(lsm), tg = targets.values, o, w, w_sum, ls, denom, rows, C](Node& self) {
+                     [lsm = std::move(lsm), tg = targets.values, o, w = std::move(w), w_sum, ls, denom, rows, C](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       auto* gx = self.input_grad<T>(0);
@@ -230,67 +246,6 @@ Tensor cross_entropy_smoothed(const Tensor& logits, const Indices& targets, cons
           const double a_c = -ls / double(C) * w[c] + (c == std::size_t(y) ? a_y : 0.0);
           d[r * C + c] += T(scale * (a_c - std::exp(double(l[r * C + c])) * a_sum));
         }
-      }
-    });
-  });
-}
-
-}  // namespace detail
-
-Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o) {
-  detail::check_defined("cross_entropy", logits);
-  if (logits.dim() == 0) fail("cross_entropy: logits must be [..., classes], got a 0-d tensor");
-  const std::size_t C = logits.shape().back();
-  const std::size_t rows = C ? logits.numel() / C : 0;
-  const Shape lead(logits.shape().begin(), logits.shape().end() - 1);
-  if (targets.shape != lead && !(targets.shape.size() == 1 && targets.size() == rows))
-    fail("cross_entropy: targets ", shape_str(targets.shape), " do not match logits ", shape_str(logits.shape()),
-         " (expected ", shape_str(lead), ")");
-  std::size_t counted = 0;
-  for (auto t : targets.values) {
-    if (t == o.ignore_index) continue;
-    if (t < 0 || std::size_t(t) >= C)
-      fail("cross_entropy: target ", t, " out of range for ", C, " classes (logits ", shape_str(logits.shape()), ")");
-    ++counted;
-  }
-  if (!(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0))
-    fail("cross_entropy: label_smoothing must be in [0, 1], got ", o.label_smoothing);
-  if (o.weight.defined() && o.weight.shape() != Shape{C})
-    fail("cross_entropy: weight must be [", C, "] (one per class of logits ", shape_str(logits.shape()), "), got ",
-         shape_str(o.weight.shape()));
-  if (o.label_smoothing != 0.0 || o.weight.defined()) return detail::cross_entropy_smoothed(logits, targets, o, rows, C);
-  Array lsm = Array::empty(logits.dtype(), Shape{rows, C});
-  Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});  // every entry written below
-  dispatch(logits.dtype(), [&](auto t) {
-    using T = decltype(t);
-    kernels::log_softmax_rows(lsm.ptr<T>(), logits.array().ptr<T>(), rows, C);
-    const T* l = lsm.ptr<T>();
-    T* dst = out.ptr<T>();
-    double total = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-      const auto tr = targets.values[r];
-      const double loss = tr == o.ignore_index ? 0.0 : -double(l[r * C + std::size_t(tr)]);
-      if (o.reduction == Reduction::none) dst[r] = T(loss);
-      total += loss;
-    }
-    // mean over the counted targets; with every target ignored the loss is 0 (no NaN)
-    if (o.reduction == Reduction::sum) dst[0] = T(total);
-    if (o.reduction == Reduction::mean) dst[0] = counted ? T(total / double(counted)) : T(0);
-  });
-  return make_result("cross_entropy", std::move(out), {logits},
-                     [lsm = std::move(lsm), tg = targets.values, o, counted, rows, C](Node& self) {
-    dispatch(self.data.dtype(), [&](auto t) {
-      using T = decltype(t);
-      auto* gx = self.input_grad<T>(0);
-      if (!gx) return;
-      const T* l = lsm.ptr<T>();
-      const T* g = self.grad->ptr<T>();
-      T* d = gx->data();
-      for (std::size_t r = 0; r < rows; ++r) {
-        if (tg[r] == o.ignore_index) continue;
-        const T scale = o.reduction == Reduction::none ? g[r] : o.reduction == Reduction::sum ? g[0] : g[0] / T(counted);
-        for (std::size_t c = 0; c < C; ++c) d[r * C + c] += scale * std::exp(l[r * C + c]);  // softmax
-        d[r * C + std::size_t(tg[r])] -= scale;                                              // - onehot
       }
     });
   });

@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "common/labkit.hpp"
+#include "common/long_range.hpp"
 #include "common/resume.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/optim.hpp"
@@ -30,8 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum class Task { adding, recall };
-const char* task_slug(Task t) { return t == Task::adding ? "adding" : "recall"; }
+using long_range::Task;
 const char* task_title(Task t) { return t == Task::adding ? "adding problem" : "first-token recall"; }
 const char* metric_name(Task t) { return t == Task::adding ? "held-out MSE" : "held-out accuracy"; }
 
@@ -87,6 +87,8 @@ class Data {
     return {ag::slice(e.one_hot, 0, std::int64_t(lo), std::int64_t(hi)), {}, ag::Indices(t)};
   }
   std::size_t eval_size() const { return task_ == Task::adding ? adding_.eval_set().size() : recall_.eval_set().size(); }
+  const lab::AddingTask& adding() const { return adding_; }
+  const lab::RecallTask& recall() const { return recall_; }
   // The training batches' generator: its state is the stream's position (--save-every, --resume).
   ag::Generator& stream() { return task_ == Task::adding ? adding_.train_stream() : recall_.train_stream(); }
 
@@ -125,25 +127,12 @@ Tensor loss_of(Task task, const Tensor& out, const Batch& b) {
   return task == Task::adding ? ag::mse_loss(out, b.y.to(out.dtype())) : ag::cross_entropy(out, b.labels);
 }
 
-// MSE (adding) or accuracy (recall) on the whole held-out set, in chunks (attention at T = 200
-// over 1,000 sequences at once would need [1000, 4, 200, 200] floats).
+// MSE (adding) or accuracy (recall) on the whole held-out set, as lessons 05 and 06 measure it.
 double evaluate(lab::SequenceModel& model, Task task, const Data& data, const Config& c) {
-  ag::NoGrad no_grad;
   model.eval();
-  double total = 0;
-  const std::size_t n = data.eval_size(), chunk = 100;
-  for (std::size_t lo = 0; lo < n; lo += chunk) {
-    const std::size_t hi = std::min(n, lo + chunk);
-    const Batch b = data.eval_rows(lo, hi);
-    const Tensor out = run(model, b.x, c);
-    if (task == Task::adding) {
-      total += ag::mse_loss(out, b.y, ag::Reduction::sum).item();
-      continue;
-    }
-    total += double(lab::count_correct(out, b.labels));
-  }
+  const double m = long_range::evaluate([&](const Tensor& x) { return run(model, x, c); }, task, data.adding(), data.recall());
   model.train();
-  return total / double(n);
+  return m;
 }
 
 // ||dL/dx_1|| / ||dL/dx_T|| over 64 held-out sequences: how much of the loss's gradient reaches
@@ -155,17 +144,10 @@ double first_position_gradient_ratio(lab::SequenceModel& model, Task task, const
   Tensor x = b.x.to(dtype).detach().requires_grad_();
   model.zero_grad();
   loss_of(task, run(model, x, c), b).backward();
-  const auto g = x.grad().to_vector();
-  const std::size_t B = x.shape()[0], T = x.shape()[1], I = x.shape()[2];
-  double first = 0, last = 0;
-  for (std::size_t i = 0; i < B; ++i)
-    for (std::size_t k = 0; k < I; ++k) {
-      first += std::pow(g[(i * T + 0) * I + k], 2);
-      last += std::pow(g[(i * T + T - 1) * I + k], 2);
-    }
+  const std::vector<double> norm = long_range::norm_per_position(x.grad());
   model.zero_grad();
   model.to(was);
-  return last > 0 ? std::sqrt(first / last) : 0.0;
+  return norm.back() > 0 ? long_range::first_to_last(norm) : 0.0;
 }
 
 // Recall: the first tokens grouped by the answer the model gives most often for them. A model
@@ -227,7 +209,7 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
                            init);
   nn::Adam opt(model.parameters(), {.lr = 1e-3});
   Result r{task, kind, T, c.seed, c.positions};
-  const std::string run_name = std::string(task_slug(task)) + "_T" + std::to_string(T) + "_" + lab::model_slug(kind) +
+  const std::string run_name = std::string(long_range::task_name(task)) + "_T" + std::to_string(T) + "_" + lab::model_slug(kind) +
                                (c.positions ? "" : "_nopos");
   r.curve = args.path("curve_" + run_name + "_seed" + std::to_string(c.seed) + ".csv");
   lab::CurveLog log(r.curve, {"metric", "train_loss"});
@@ -241,7 +223,7 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
     return m;
   };
   std::ostringstream label;
-  label << task_slug(task) << " T=" << T << " " << lab::model_name(kind) << (c.positions ? "" : " (no positions)") << " seed " << c.seed;
+  label << long_range::task_name(task) << " T=" << T << " " << lab::model_name(kind) << (c.positions ? "" : " (no positions)") << " seed " << c.seed;
   // In a log (not a terminal): a few lines for the first seed's runs, one for the others.
   lab::Progress bar(c.steps, label.str(), {.plain_percent = first_seed ? 25 : 100});
   double smoothed;  // the training loss, smoothed; at step 0, the loss on a held-out batch
@@ -604,7 +586,7 @@ int main(int argc, char** argv) {
                                      "in float32", "at " + std::to_string(kFarFactor) + " T", "at " + std::to_string(kFarFactor) + " T in float32",
                                      "CPU seconds"});
     for (const auto& r : results)
-      per_run.row({task_slug(r.task), r.T, std::string(lab::model_name(r.kind)) + (r.positions ? "" : " (no positions)"),
+      per_run.row({long_range::task_name(r.task), r.T, std::string(lab::model_name(r.kind)) + (r.positions ? "" : " (no positions)"),
                    (unsigned long long)r.seed, metric_str(r.task, r.metric), r.solved_at >= 0 ? std::to_string(r.solved_at) : std::string("-"),
                    ratio_str(r.ratio), ratio_str(r.ratio_f32), r.far_ratio >= 0 ? ratio_str(r.far_ratio) : std::string("-"),
                    r.far_ratio_f32 >= 0 ? ratio_str(r.far_ratio_f32) : std::string("-"), num(r.cpu_seconds, 2)});
@@ -624,11 +606,11 @@ int main(int argc, char** argv) {
       std::vector<lab::Series> ss;
       for (std::size_t i = 0; i < kinds.size(); ++i) {
         const double shift = std::pow(1.2, double(i) - double(kinds.size() - 1) / 2);
-        const fs::path csv = write_seed_points(args.path(std::string("final_") + task_slug(task) + "_" + lab::model_slug(kinds[i]) + ".csv"),
+        const fs::path csv = write_seed_points(args.path(std::string("final_") + long_range::task_name(task) + "_" + lab::model_slug(kinds[i]) + ".csv"),
                                                groups, task, kinds[i], shift);
         ss.push_back({csv, "metric", lab::model_name(kinds[i]), "x", "linespoints pointsize 1.3"});
       }
-      const std::string final_png = std::string("final_") + task_slug(task) + ".png";
+      const std::string final_png = std::string("final_") + long_range::task_name(task) + ".png";
       lab::plot(args.path(final_png), ss, po);
       std::ofstream(report, std::ios::app) << "\n![" << po.title << "](" << final_png << ")\n";
 
@@ -654,11 +636,11 @@ int main(int argc, char** argv) {
         // The first curve wide and solid, the second dashed: both visible where they coincide.
         curves.push_back({runs[i]->curve, "metric", title, "step", "linespoints", i == 0 ? 5.0 : 2.0, i == 1 ? 2 : 0});
       }
-      const std::string curve_png = std::string("curves_") + task_slug(task) + "_T" + std::to_string(T_long) + ".png";
+      const std::string curve_png = std::string("curves_") + long_range::task_name(task) + "_T" + std::to_string(T_long) + ".png";
       lab::plot(args.path(curve_png), curves, pc);
       std::ofstream(report, std::ios::app) << "\n![" << pc.title << "](" << curve_png << ")\n";
       // In the terminal: the reference line first, so that the curves are drawn over it.
-      const fs::path ref = args.path(std::string("reference_") + task_slug(task) + ".csv");
+      const fs::path ref = args.path(std::string("reference_") + long_range::task_name(task) + ".csv");
       {
         lab::CurveLog log(ref, {"y"});
         log.log(0, {pc.hlines[0].first});
@@ -855,7 +837,7 @@ int main(int argc, char** argv) {
     if (!default_config && !quick_run && T_long >= 50)
       for (Task task : tasks)
         if (const Group* g = group(task, T_long, rnn))
-          expect(g->ratio().max() < 1e-3, std::string(task_slug(task)) + " at " + Tl +
+          expect(g->ratio().max() < 1e-3, std::string(long_range::task_name(task)) + " at " + Tl +
                                                ": under 1e-3 of the gradient reaching x_T reaches x_1 in the tanh RNN, in every seed");
     bool finite = true;
     for (const auto& r : results) finite = finite && std::isfinite(r.metric) && std::isfinite(r.ratio);

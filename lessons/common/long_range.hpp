@@ -1,13 +1,15 @@
 #pragma once
-// The measurements lessons 05 (tanh RNN) and 06 (LSTM, GRU) share, so that both make exactly the
-// same ones:
-//   gradient_per_position()  ||dL/dx_t|| for every input position t: how much of the loss's
+// The measurements lessons 05 (tanh RNN), 06 (LSTM, GRU) and 12 (the showdown) share, so that
+// all make exactly the same ones:
+//   norm_per_position()      ||dL/dx_t|| for every input position t: how much of the loss's
 //                            gradient reaches each input, the quantity that vanishes or explodes
+//   evaluate()               the held-out metric: MSE (adding) or accuracy (recall)
 //   train_run()              a model trained on the adding problem or first-token recall, with
-//                            the held-out metric logged to CSV as it goes
+//                            the held-out metric logged to CSV as it goes (05 and 06)
 //
 // Shape legend: B batch, T time steps, I input features (2 for adding, V = 8 for recall),
 // H hidden units (64).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -44,16 +46,9 @@ inline std::shared_ptr<lab::SequenceModel> make_model(lab::ModelKind kind, Task 
   return model;
 }
 
-// ||dL/dx_t||, t = 1..T, for the adding problem's MSE on `batch`: x is made a leaf that requires
-// grad, backward() fills x.grad [B, T, 2], and the norm is taken over the batch and the features
-// at each t. The model runs in its own dtype: convert it with model.to(ag::f64) first, because
-// these norms span dozens of decades and float32 runs out of exponent (see the README).
-inline std::vector<double> gradient_per_position(lab::SequenceModel& model, const lab::AddingBatch& batch) {
-  const ag::Dtype dt = model.dtype();
-  ag::Tensor x = ag::Tensor::from(batch.inputs.array().to(dt), /*requires_grad=*/true);
-  model.zero_grad();
-  ag::mse_loss(model(x), batch.targets.to(dt)).backward();
-  const ag::Tensor g = x.grad();  // dL/dx: [B, T, I]
+// ||dL/dx_t||, t = 1..T, from the gradient dL/dx [B, T, I]: the norm over the batch and the
+// features at each t.
+inline std::vector<double> norm_per_position(const ag::Tensor& g) {
   const std::size_t B = g.size(0), T = g.size(1), I = g.size(2);
   const std::vector<double> v = g.to_vector();
   std::vector<double> norm(T, 0.0);
@@ -62,6 +57,18 @@ inline std::vector<double> gradient_per_position(lab::SequenceModel& model, cons
       for (std::size_t i = 0; i < I; ++i) norm[t] += v[(b * T + t) * I + i] * v[(b * T + t) * I + i];
   for (double& n : norm) n = std::sqrt(n);
   return norm;
+}
+
+// ||dL/dx_t||, t = 1..T, for the adding problem's MSE on `batch`: x is made a leaf that requires
+// grad and backward() fills x.grad [B, T, 2]. The model runs in its own dtype: convert it with
+// model.to(ag::f64) first, because these norms span dozens of decades and float32 runs out of
+// exponent (see the README).
+inline std::vector<double> gradient_per_position(lab::SequenceModel& model, const lab::AddingBatch& batch) {
+  const ag::Dtype dt = model.dtype();
+  ag::Tensor x = ag::Tensor::from(batch.inputs.array().to(dt), /*requires_grad=*/true);
+  model.zero_grad();
+  ag::mse_loss(model(x), batch.targets.to(dt)).backward();
+  return norm_per_position(x.grad());
 }
 
 // How far back the gradient reaches: the ratio ||dL/dx_1|| / ||dL/dx_T||.
@@ -111,12 +118,29 @@ inline double recall_accuracy(lab::SequenceModel& model, const ag::Tensor& one_h
   return double(lab::count_correct(model(one_hot), targets)) / double(targets.size());
 }
 
-// Held-out metric of a model on its task's fixed evaluation set (1000 sequences by default): MSE for the
-// adding problem (predicting 1.0 scores 0.167), accuracy for recall (chance 0.125).
-inline double evaluate(lab::SequenceModel& model, Task task, const lab::AddingTask& adding, const lab::RecallTask& recall) {
+// Held-out metric on the task's fixed evaluation set (1000 sequences by default): MSE for the
+// adding problem (predicting 1.0 scores 0.167), accuracy for recall (chance 0.125). `forward`
+// maps inputs [n, T, I] to outputs [n, 1] (adding) or logits [n, 8] (recall), e.g. a
+// SequenceModel. It sees 100 sequences at a time: attention over 1,000 sequences of T = 200 at
+// once would hold [1000, H, 200, 200] weights.
+template <class Forward>
+double evaluate(Forward&& forward, Task task, const lab::AddingTask& adding, const lab::RecallTask& recall) {
   ag::NoGrad no_graph;
-  if (task == Task::adding) return ag::mse_loss(model(adding.eval_set().inputs), adding.eval_set().targets).item();
-  return recall_accuracy(model, recall.eval_set().one_hot, recall.eval_set().targets);
+  constexpr std::size_t kChunk = 100;
+  const std::size_t n = task == Task::adding ? adding.eval_set().size() : recall.eval_set().size();
+  double total = 0;  // adding: the sum of squared errors; recall: the number right
+  for (std::size_t lo = 0; lo < n; lo += kChunk) {
+    const auto a = std::int64_t(lo), b = std::int64_t(std::min(n, lo + kChunk));
+    if (task == Task::adding) {
+      const auto& e = adding.eval_set();
+      total += ag::mse_loss(forward(ag::slice(e.inputs, 0, a, b)), ag::slice(e.targets, 0, a, b), ag::Reduction::sum).item();
+    } else {
+      const auto& e = recall.eval_set();
+      const ag::Indices targets(std::vector<std::int64_t>(e.targets.values.begin() + a, e.targets.values.begin() + b));
+      total += double(lab::count_correct(forward(ag::slice(e.one_hot, 0, a, b)), targets));
+    }
+  }
+  return total / double(n);
 }
 
 // Trains a fresh model (Adam, gradient clipping) and logs step,eval to csv every

@@ -175,6 +175,35 @@ BOOST_AUTO_TEST_CASE(matches_naive_attention) {
     }
 }
 
+// Issue 13, section 4: the backward recomputes the weights as exp((s - m) - log l) from the saved
+// row max m and log-sum l, not as exp(s - L) with L = m + log l, which rounds log l to the
+// scores' magnitude. Scores with a large common offset c per row (scale 1, q_i = [a_i, c],
+// k_j = [b_j, 1], so s_ij = a_i b_j + c exactly) must give the same output and gradients as c = 0.
+BOOST_AUTO_TEST_CASE(large_scores_lose_nothing) {
+  for (Dtype dt : {f32, f64}) {
+    const double c = dt == f32 ? 4096.0 : std::ldexp(1.0, 40);
+    const std::size_t Tq = 5, Tk = 11, dv = 3;
+    Tensor outs[2], dq[2], dk[2], dv_[2];
+    for (int shifted = 0; shifted < 2; ++shifted) {
+      std::vector<double> qv, kv, vv;
+      for (std::size_t i = 0; i < Tq; ++i) qv.push_back(double(int(i * 3 % 7) - 3) * 0.5), qv.push_back(shifted ? c : 0.0);
+      for (std::size_t j = 0; j < Tk; ++j) kv.push_back(double(int(j * 5 % 9) - 4) * 0.25), kv.push_back(1.0);
+      for (std::size_t j = 0; j < Tk * dv; ++j) vv.push_back(double(int(j * 7 % 11) - 5) * 0.125);
+      Tensor q = tensor(qv, {Tq, 2}, {dt, true}), k = tensor(kv, {Tk, 2}, {dt, true}), v = tensor(vv, {Tk, dv}, {dt, true});
+      outs[shifted] = ag::tiled_attention(q, k, v, Tensor(), {.scale = 1.0, .block = 4});
+      sum(outs[shifted] * outs[shifted]).backward();
+      dq[shifted] = select(q.grad(), 1, 0), dk[shifted] = select(k.grad(), 1, 0), dv_[shifted] = v.grad();
+    }
+    const double tol = dt == f64 ? 1e-13 : 2e-6;
+    BOOST_TEST_CONTEXT(dt << ", offset " << c) {
+      BOOST_TEST(rel_diff(outs[1], outs[0]) <= tol);
+      BOOST_TEST(rel_diff(dv_[1], dv_[0]) <= tol);
+      BOOST_TEST(rel_diff(dq[1], dq[0]) <= tol);
+      BOOST_TEST(rel_diff(dk[1], dk[0]) <= tol);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(self_attention_one_tensor_for_q_k_v) {
   // q = k = v: the three gradients land in one slot and must add up.
   Generator gen(3);

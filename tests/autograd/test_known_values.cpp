@@ -90,6 +90,47 @@ BOOST_AUTO_TEST_CASE(log_softmax_of_huge_logits_is_finite) {
   }
 }
 
+// Issue 13, section 4: log_softmax as (x - m) - log(sum), not x - (m + log(sum)), which rounds
+// the log term to the inputs' magnitude. With an offset c that keeps x - m exact, the result
+// must not depend on c at all: equal to the last bit, in the scalar tail (3 columns) and in
+// the SIMD body (37 columns), and so must cross_entropy and its gradient.
+BOOST_AUTO_TEST_CASE(log_softmax_is_shift_invariant_for_large_offsets) {
+  {  // the issue's case: float32 [30000.5, 30000, 29999] = [1.5, 1, 0] + 29999
+    const auto big = ag::log_softmax(ag::tensor({30000.5, 30000.0, 29999.0}, {3}, {ag::f32}));
+    const auto small = ag::log_softmax(ag::tensor({1.5, 1.0, 0.0}, {3}, {ag::f32}));
+    BOOST_TEST(big.to_vector() == small.to_vector(), tt::per_element());
+    check_values(big.to_vector(), {-0.6041306053367284, -1.1041306053367284, -2.1041306053367284}, 1e-6);
+  }
+  for (ag::Dtype d : {ag::f32, ag::f64}) {
+    BOOST_TEST_CONTEXT(ag::dtype_name(d)) {
+      const double offset = d == ag::f32 ? 16384.0 : std::ldexp(1.0, 40);  // x - m stays exact (quarters)
+      for (std::size_t C : {3, 37}) {
+        std::vector<double> base(2 * C), shifted(2 * C);
+        for (std::size_t i = 0; i < base.size(); ++i) {
+          base[i] = double((i * 7) % 13) * 0.25 - 1.5;
+          shifted[i] = base[i] + offset;
+        }
+        BOOST_TEST_CONTEXT(C << " classes") {
+          const auto a = ag::log_softmax(ag::tensor(base, {2, C}, {d}));
+          const auto b = ag::log_softmax(ag::tensor(shifted, {2, C}, {d}));
+          BOOST_TEST(b.to_vector() == a.to_vector(), tt::per_element());
+          auto xa = ag::tensor(base, {2, C}, {d, true}), xb = ag::tensor(shifted, {2, C}, {d, true});
+          const ag::Indices y({1, std::int64_t(C) - 1});
+          for (ag::CrossEntropyOptions o : {ag::CrossEntropyOptions{}, ag::CrossEntropyOptions{.label_smoothing = 0.1}}) {
+            xa.zero_grad();
+            xb.zero_grad();
+            const auto la = ag::cross_entropy(xa, y, o), lb = ag::cross_entropy(xb, y, o);
+            BOOST_TEST(lb.item() == la.item());
+            la.backward();
+            lb.backward();
+            BOOST_TEST(xb.grad().to_vector() == xa.grad().to_vector(), tt::per_element());
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---- losses --------------------------------------------------------------------------------
 
 // logits [[1,2,3],[1,1,1]], targets [2,0]:

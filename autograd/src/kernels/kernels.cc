@@ -341,7 +341,7 @@ template <class T> void SoftmaxRows(T* y, const T* x, std::size_t rows, std::siz
   }
 }
 
-// log_softmax(x)_j = x_j - lse, lse = m + log(sum_k exp(x_k - m))
+// log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)); see scalar.hpp for why in that order
 template <class T> void LogSoftmaxRows(T* y, const T* x, std::size_t rows, std::size_t cols) {
   const hn::ScalableTag<T> d;
   for (std::size_t r = 0; r < rows; ++r) {
@@ -357,9 +357,9 @@ template <class T> void LogSoftmaxRows(T* y, const T* x, std::size_t rows, std::
       const auto e = VecExp(d, hn::Sub(LoadPart(d, xr + j, c), vm));
       return c < hn::Lanes(d) ? hn::IfThenElseZero(hn::FirstN(d, c), e) : e;  // lanes past the row: exp(-m)
     });
-    const auto lse = hn::Set(d, m + std::log(s));
+    const auto log_s = hn::Set(d, std::log(s));
     ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
-      StorePart(d, hn::Sub(LoadPart(d, xr + j, c), lse), yr + j, c);
+      StorePart(d, hn::Sub(hn::Sub(LoadPart(d, xr + j, c), vm), log_s), yr + j, c);
     });
   }
 }

@@ -90,7 +90,8 @@ template <class T> void softmax_rows(T* y, const T* x, std::size_t rows, std::si
     for (std::size_t j = 0; j < cols; ++j) yr[j] *= inv;
   }
 }
-// log_softmax(x)_j = x_j - m - log(sum_k exp(x_k - m))
+// log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)), in that order: x_j - m is exact for
+// nearby values, while m + log(sum) would round the small log term to the inputs' magnitude.
 template <class T> void log_softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols) {
   for (std::size_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
@@ -102,8 +103,8 @@ template <class T> void log_softmax_rows(T* y, const T* x, std::size_t rows, std
     }
     T s = 0;
     for (std::size_t j = 0; j < cols; ++j) s += std::exp(xr[j] - m);
-    const T lse = m + std::log(s);
-    for (std::size_t j = 0; j < cols; ++j) yr[j] = xr[j] - lse;
+    const T log_s = std::log(s);
+    for (std::size_t j = 0; j < cols; ++j) yr[j] = (xr[j] - m) - log_s;
   }
 }
 template <class T> void softmax_backward_rows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) {
