@@ -36,8 +36,10 @@
 //     dK_J += scale * dS^T Q_I                     gemm
 // Extra memory, forward and backward: two [Bq, Bk] tiles and a few [Bq] vectors, whatever T is.
 //
-// Blocking: mask != 0 blocks an entry (mask broadcasts to [..., Tq, Tk] and is read through
-// broadcast strides); causal blocks key j > query i (top-left aligned when Tq != Tk). A row with
+// Masks (PyTorch's rule, ag/mask.hpp): a bias (float mask) is added to the scores, S = scale Q K^T
+// + bias, and gets the gradient dS summed over the axes it was broadcast along; a Mask blocks (the
+// score becomes -inf). Both broadcast to [..., Tq, Tk] and are read through broadcast strides, at
+// their own shape. causal blocks key j > query i (top-left aligned when Tq != Tk). A row with
 // every key blocked has l = 0: its output is 0, m = -inf, and it passes no gradient (no NaN),
 // as softmax of an all -inf row gives zero weights.
 #include <algorithm>
@@ -47,6 +49,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ag/mask.hpp"
 #include "ag/ops.hpp"
 #include "internal.hpp"
 #include "kernels/kernels.hpp"
@@ -57,15 +60,24 @@ using detail::make_result;
 
 namespace {
 
-// Everything the forward and the backward share: sizes, scale, and how to read the mask.
+// How to read an array of its own shape (a mask or a bias) as if broadcast to the scores.
+struct BroadcastView {
+  std::vector<std::ptrdiff_t> offset;  // per slice: where its [Tq, Tk] view starts
+  std::ptrdiff_t row = 0, col = 0;     // strides along Tq and Tk (0 where broadcast)
+  std::ptrdiff_t at(std::size_t slice, std::size_t i, std::size_t j) const {
+    return offset[slice] + std::ptrdiff_t(i) * row + std::ptrdiff_t(j) * col;
+  }
+};
+
+// Everything the forward and the backward share: sizes, scale, and how to read the masks.
 struct Plan {
   std::size_t slices = 0, Tq = 0, Tk = 0, d = 0, dv = 0, block = 0;
   double scale = 1.0;
   bool causal = false;
-  // The mask at its own shape (not broadcast), as "blocked" flags; empty when there is none.
-  std::vector<unsigned char> mask;
-  std::vector<std::ptrdiff_t> mask_offset;  // per slice: where its [Tq, Tk] view starts
-  std::ptrdiff_t mask_row = 0, mask_col = 0;  // strides along Tq and Tk (0 where broadcast)
+  Mask blocked;             // undefined when there is none
+  BroadcastView blocked_at;
+  bool has_bias = false;    // the bias is the op's last input (converted to q's dtype)
+  BroadcastView bias_at;
 
   std::size_t tile_q() const { return std::min(block, Tq); }
   std::size_t tile_k() const { return std::min(block, Tk); }
@@ -74,30 +86,35 @@ struct Plan {
 };
 
 // 1) of the forward (and of the backward's recomputation): the scores of tile (I, J),
-// S = scale * Q_I K_J^T as [bq, bk] with row stride bk, blocked entries set to -inf.
+// S = scale * Q_I K_J^T + bias as [bq, bk] with row stride bk, blocked entries set to -inf.
+// bias: the whole bias array at its own shape, or null.
 template <class T>
-void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K, std::size_t i0, std::size_t bq,
-                 std::size_t j0, std::size_t bk) {
+void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* bias, std::size_t i0,
+                 std::size_t bq, std::size_t j0, std::size_t bk) {
   gemm(false, true, bq, bk, p.d, T(p.scale), Q + i0 * p.d, p.d, K + j0 * p.d, p.d, T(0), S, bk);
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  if (bias)
+    for (std::size_t i = 0; i < bq; ++i) {
+      const T* br = bias + p.bias_at.at(slice, i0 + i, j0);
+      for (std::size_t j = 0; j < bk; ++j) S[i * bk + j] += br[std::ptrdiff_t(j) * p.bias_at.col];
+    }
   if (p.causal)
     for (std::size_t i = 0; i < bq; ++i) {
       const std::size_t first_blocked = i0 + i + 1;  // keys j > i are in the future
       if (first_blocked < j0 + bk) std::fill(S + i * bk + (std::max(first_blocked, j0) - j0), S + (i + 1) * bk, kNegInf);
     }
-  if (!p.mask.empty()) {
-    const unsigned char* m = p.mask.data() + p.mask_offset[slice];
+  if (p.blocked.defined())
     for (std::size_t i = 0; i < bq; ++i) {
-      const unsigned char* mr = m + std::ptrdiff_t(i0 + i) * p.mask_row + std::ptrdiff_t(j0) * p.mask_col;
+      const std::uint8_t* mr = p.blocked.data() + p.blocked_at.at(slice, i0 + i, j0);
       for (std::size_t j = 0; j < bk; ++j)
-        if (mr[std::ptrdiff_t(j) * p.mask_col]) S[i * bk + j] = kNegInf;
+        if (mr[std::ptrdiff_t(j) * p.blocked_at.col]) S[i * bk + j] = kNegInf;
     }
-  }
 }
 
 // The forward of one slice. O: [Tq, dv], zero on entry; row_max, log_sum: [Tq] (m and log l).
 template <class T>
-void forward_slice(T* O, T* row_max, T* log_sum, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V) {
+void forward_slice(T* O, T* row_max, T* log_sum, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V,
+                   const T* bias) {
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const std::size_t dv = p.dv;
   std::vector<T> S(p.tile_q() * p.tile_k()), m(p.tile_q()), l(p.tile_q());
@@ -107,7 +124,7 @@ void forward_slice(T* O, T* row_max, T* log_sum, const Plan& p, std::size_t slic
     std::fill(l.begin(), l.end(), T(0));
     for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
       const std::size_t bk = std::min(p.block, p.Tk - j0);
-      tile_scores(S.data(), p, slice, Q, K, i0, bq, j0, bk);  // 1)
+      tile_scores(S.data(), p, slice, Q, K, bias, i0, bq, j0, bk);  // 1)
       for (std::size_t i = 0; i < bq; ++i) {                   // 2) the online softmax, row by row
         T* s = S.data() + i * bk;
         const T m_new = std::max(m[i], kernels::max(s, bk));
@@ -132,14 +149,16 @@ void forward_slice(T* O, T* row_max, T* log_sum, const Plan& p, std::size_t slic
   }
 }
 
-// The backward of one slice: adds into whichever of dQ, dK, dV is not null.
+// The backward of one slice: adds into whichever of dQ, dK, dV, dBias is not null (dBias: the
+// whole bias gradient at the bias's own shape, which every slice adds into).
 template <class T>
-void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V,
-                    const T* O, const T* row_max, const T* log_sum, const T* dO) {
+void backward_slice(T* dQ, T* dK, T* dV, T* dBias, const Plan& p, std::size_t slice, const T* Q, const T* K, const T* V,
+                    const T* bias, const T* O, const T* row_max, const T* log_sum, const T* dO) {
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const std::size_t d = p.d, dv = p.dv;
   const T scale = T(p.scale);
-  std::vector<T> P(p.tile_q() * p.tile_k()), dS(dQ || dK ? P.size() : 0), D(p.tile_q());
+  const bool need_dS = dQ || dK || dBias;
+  std::vector<T> P(p.tile_q() * p.tile_k()), dS(need_dS ? P.size() : 0), D(p.tile_q());
   for (std::size_t i0 = 0; i0 < p.Tq; i0 += p.block) {
     const std::size_t bq = std::min(p.block, p.Tq - i0);
     for (std::size_t i = 0; i < bq; ++i) {  // D_i = dO_i . O_i (= sum_j p_ij dp_ij)
@@ -150,7 +169,7 @@ void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const
     }
     for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
       const std::size_t bk = std::min(p.block, p.Tk - j0);
-      tile_scores(P.data(), p, slice, Q, K, i0, bq, j0, bk);
+      tile_scores(P.data(), p, slice, Q, K, bias, i0, bq, j0, bk);
       for (std::size_t i = 0; i < bq; ++i) {  // P = exp((S - m) - log l): the exact softmax weights
         T* s = P.data() + i * bk;
         if (row_max[i0 + i] == kNegInf) {  // fully blocked row: weights 0, no gradient
@@ -162,7 +181,7 @@ void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const
         kernels::exp(s, s, bk);
       }
       if (dV) gemm(true, false, bk, dv, bq, T(1), P.data(), bk, dO + i0 * dv, dv, T(1), dV + j0 * dv, dv);  // dV_J += P^T dO_I
-      if (!dQ && !dK) continue;
+      if (!need_dS) continue;
       gemm(false, true, bq, bk, dv, T(1), dO + i0 * dv, dv, V + j0 * dv, dv, T(0), dS.data(), bk);  // dP = dO_I V_J^T
       for (std::size_t i = 0; i < bq; ++i) {  // dS = P * (dP - D)
         T* ds = dS.data() + i * bk;
@@ -171,6 +190,11 @@ void backward_slice(T* dQ, T* dK, T* dV, const Plan& p, std::size_t slice, const
       }
       if (dQ) gemm(false, false, bq, d, bk, scale, dS.data(), bk, K + j0 * d, d, T(1), dQ + i0 * d, d);  // dQ_I += scale dS K_J
       if (dK) gemm(true, false, bk, d, bq, scale, dS.data(), bk, Q + i0 * d, d, T(1), dK + j0 * d, d);   // dK_J += scale dS^T Q_I
+      if (dBias)  // dBias += dS, summed where the bias is broadcast
+        for (std::size_t i = 0; i < bq; ++i) {
+          T* gr = dBias + p.bias_at.at(slice, i0 + i, j0);
+          for (std::size_t j = 0; j < bk; ++j) gr[std::ptrdiff_t(j) * p.bias_at.col] += dS[i * bk + j];
+        }
     }
   }
 }
@@ -179,10 +203,26 @@ std::string shapes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return "q " + shape_str(q.shape()) + ", k " + shape_str(k.shape()) + (v.defined() ? ", v " + shape_str(v.shape()) : "");
 }
 
-// Checks the arguments and works out the plan (sizes, scale, the mask as flags and strides).
-// v may be undefined (attention_weights): then dv = 0 and only q, k, mask are checked.
-Plan make_plan(const char* op, const Tensor& q, const Tensor& k, const Tensor& v_in, const Tensor& mask,
-               const TiledAttentionOptions& o) {
+// The view of an array of shape ms broadcast to the scores [batch..., Tq, Tk] (checked by the caller).
+BroadcastView broadcast_view(const Shape& ms, const Shape& batch, const Shape& scores, std::size_t slices) {
+  const std::size_t nd = scores.size();
+  const detail::Strides st = detail::broadcast_strides(ms, scores);
+  BroadcastView v;
+  v.row = st[nd - 2];
+  v.col = st[nd - 1];
+  const detail::Strides batch_st(st.begin(), st.end() - 2), slice_st = detail::contiguous_strides(batch);
+  v.offset.resize(slices);
+  detail::for_each_row<2>(batch, {&slice_st, &batch_st}, [&](auto off, std::size_t len, auto inner) {
+    for (std::size_t j = 0; j < len; ++j) v.offset[std::size_t(off[0]) + j] = off[1] + std::ptrdiff_t(j) * inner[1];
+  });
+  return v;
+}
+
+// Checks the arguments and works out the plan (sizes, scale, how to read the masks). v may be
+// undefined (attention_weights): then dv = 0 and only q, k and the masks are checked. Returns the
+// bias converted to q's dtype (undefined without one): the op's last input.
+Tensor make_plan(Plan& p, const char* op, const Tensor& q, const Tensor& k, const Tensor& v_in, const AttentionMask& mask,
+                 const TiledAttentionOptions& o) {
   const Tensor& v = v_in.defined() ? v_in : k;  // k stands in for v in the checks below
   detail::check_same_dtype(op, q, k);
   detail::check_same_dtype(op, q, v);
@@ -192,7 +232,6 @@ Plan make_plan(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
   const Shape batch(q.shape().begin(), q.shape().end() - 2);
   if (Shape(k.shape().begin(), k.shape().end() - 2) != batch || Shape(v.shape().begin(), v.shape().end() - 2) != batch)
     fail(op, ": ", shapes_of(q, k, v_in), ": the batch dimensions (all but the last two) must be equal");
-  Plan p;
   p.Tq = q.shape()[nd - 2];
   p.d = q.shape()[nd - 1];
   p.Tk = k.shape()[nd - 2];
@@ -207,40 +246,37 @@ Plan make_plan(const char* op, const Tensor& q, const Tensor& k, const Tensor& v
   p.block = o.block;
   p.causal = o.causal;
   p.scale = o.scale != 0.0 ? o.scale : p.d ? 1.0 / std::sqrt(double(p.d)) : 1.0;
-  if (!mask.defined()) return p;
 
-  Shape scores = batch;  // [..., Tq, Tk]: what the mask must broadcast to, without growing it
+  Shape scores = batch;  // [..., Tq, Tk]: what a mask must broadcast to, without growing it
   scores.push_back(p.Tq);
   scores.push_back(p.Tk);
-  const Shape& ms = mask.shape();
-  bool fits = ms.size() <= scores.size();
-  for (std::size_t i = 0; fits && i < ms.size(); ++i) {
-    const std::size_t want = scores[scores.size() - ms.size() + i];
-    fits = ms[i] == want || ms[i] == 1;
+  auto check_fits = [&](const char* what, const Shape& ms) {
+    bool fits = ms.size() <= scores.size();
+    for (std::size_t i = 0; fits && i < ms.size(); ++i) {
+      const std::size_t want = scores[scores.size() - ms.size() + i];
+      fits = ms[i] == want || ms[i] == 1;
+    }
+    if (!fits)
+      fail(op, ": ", what, " ", shape_str(ms), " does not broadcast to the scores ", shape_str(scores), " (", shapes_of(q, k, v_in), ")");
+  };
+  if (mask.blocked.defined()) {
+    check_fits("mask", mask.blocked.shape());
+    p.blocked = mask.blocked;
+    p.blocked_at = broadcast_view(mask.blocked.shape(), batch, scores, p.slices);
   }
-  if (!fits)
-    fail(op, ": mask ", shape_str(ms), " does not broadcast to the scores ", shape_str(scores), " (", shapes_of(q, k, v_in), ")");
-  p.mask.resize(mask.numel());
-  dispatch(mask.dtype(), [&](auto t) {  // any dtype: nonzero = blocked
-    using M = decltype(t);
-    const M* src = mask.array().ptr<M>();
-    for (std::size_t i = 0; i < p.mask.size(); ++i) p.mask[i] = src[i] != M(0);
-  });
-  const detail::Strides st = detail::broadcast_strides(ms, scores);
-  p.mask_row = st[nd - 2];
-  p.mask_col = st[nd - 1];
-  const detail::Strides batch_st(st.begin(), st.end() - 2), slice_st = detail::contiguous_strides(batch);
-  p.mask_offset.resize(p.slices);
-  detail::for_each_row<2>(batch, {&slice_st, &batch_st}, [&](auto off, std::size_t len, auto inner) {
-    for (std::size_t j = 0; j < len; ++j) p.mask_offset[std::size_t(off[0]) + j] = off[1] + std::ptrdiff_t(j) * inner[1];
-  });
-  return p;
+  if (!mask.bias.defined()) return Tensor();
+  check_fits("float mask", mask.bias.shape());
+  check_float_mask(op, mask.bias);
+  p.has_bias = true;
+  p.bias_at = broadcast_view(mask.bias.shape(), batch, scores, p.slices);
+  return mask.bias.dtype() == q.dtype() ? mask.bias : mask.bias.to(q.dtype());
 }
 
 }  // namespace
 
-Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, TiledAttentionOptions o) {
-  Plan p = make_plan("tiled_attention", q, k, v, mask, o);
+Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, TiledAttentionOptions o) {
+  Plan p;
+  const Tensor bias = make_plan(p, "tiled_attention", q, k, v, mask, o);
   Shape out_shape = q.shape();
   out_shape.back() = p.dv;
   Array out(q.dtype(), out_shape);  // zero-filled: the tiles add into it
@@ -249,12 +285,15 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
   dispatch(q.dtype(), [&](auto t) {
     using T = decltype(t);
     const T *Q = q.array().ptr<T>(), *K = k.array().ptr<T>(), *V = v.array().ptr<T>();
+    const T* Bias = bias.defined() ? bias.array().ptr<T>() : nullptr;
     for (std::size_t b = 0; b < p.slices; ++b)
-      forward_slice(out.ptr<T>() + b * p.Tq * p.dv, row_max.ptr<T>() + b * p.Tq, log_sum.ptr<T>() + b * p.Tq, p, b, Q + b * p.Tq * p.d, K + b * p.Tk * p.d,
-                    V + b * p.Tk * p.dv);
+      forward_slice(out.ptr<T>() + b * p.Tq * p.dv, row_max.ptr<T>() + b * p.Tq, log_sum.ptr<T>() + b * p.Tq, p, b,
+                    Q + b * p.Tq * p.d, K + b * p.Tk * p.d, V + b * p.Tk * p.dv, Bias);
   });
-  // Saved for backward: m and log l here, O as the node's own data, q, k, v as its inputs.
-  return make_result("tiled_attention", std::move(out), {q, k, v},
+  std::vector<Tensor> inputs{q, k, v};
+  if (bias.defined()) inputs.push_back(bias);
+  // Saved for backward: m and log l here, O as the node's own data, q, k, v (and the bias) as its inputs.
+  return make_result("tiled_attention", std::move(out), std::move(inputs),
                      [p = std::move(p), row_max = std::move(row_max), log_sum = std::move(log_sum)](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
@@ -264,13 +303,15 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
       auto* gq = self.input_grad<T>(0);
       auto* gk = self.input_grad<T>(1);
       auto* gv = self.input_grad<T>(2);
+      auto* gb = p.has_bias ? self.input_grad<T>(3) : nullptr;
       const T *Q = self.inputs[0]->data.ptr<T>(), *K = self.inputs[1]->data.ptr<T>(), *V = self.inputs[2]->data.ptr<T>();
+      const T* Bias = p.has_bias ? self.inputs[3]->data.ptr<T>() : nullptr;
       const std::size_t sq = p.Tq * p.d, sk = p.Tk * p.d, sv = p.Tk * p.dv, so = p.Tq * p.dv;
       for (std::size_t b = 0; b < p.slices; ++b)
         backward_slice(gq ? gq->data() + b * sq : nullptr, gk ? gk->data() + b * sk : nullptr,
-                       gv ? gv->data() + b * sv : nullptr, p, b, Q + b * sq, K + b * sk, V + b * sv,
-                       self.data.ptr<T>() + b * so, row_max.ptr<T>() + b * p.Tq, log_sum.ptr<T>() + b * p.Tq,
-                       self.grad->ptr<T>() + b * so);
+                       gv ? gv->data() + b * sv : nullptr, gb ? gb->data() : nullptr, p, b, Q + b * sq, K + b * sk,
+                       V + b * sv, Bias, self.data.ptr<T>() + b * so, row_max.ptr<T>() + b * p.Tq,
+                       log_sum.ptr<T>() + b * p.Tq, self.grad->ptr<T>() + b * so);
     });
   });
 }
@@ -279,9 +320,10 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
 // into weights in place, so no [..., Tq, Tk] array of scores is kept. Backward, per slice, with
 // W the weights and dW their gradient:
 //   dS  = W * (dW - rowsum(dW * W))     the softmax backward, into one [Tq, Tk] scratch
-//   dQ += scale * dS K,   dK += scale * dS^T Q
-Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, double scale) {
-  Plan p = make_plan("attention_weights", q, k, Tensor(), mask, {.scale = scale});
+//   dQ += scale * dS K,   dK += scale * dS^T Q,   dBias += dS (summed where broadcast)
+Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& mask, double scale) {
+  Plan p;
+  const Tensor bias = make_plan(p, "attention_weights", q, k, Tensor(), mask, {.scale = scale});
   p.block = std::max<std::size_t>(p.Tk, 1);  // one tile holds a whole row of keys
   Shape out_shape = q.shape();
   out_shape.back() = p.Tk;
@@ -290,18 +332,22 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, d
   dispatch(q.dtype(), [&](auto t) {
     using T = decltype(t);
     const T *Q = q.array().ptr<T>(), *K = k.array().ptr<T>();
+    const T* Bias = bias.defined() ? bias.array().ptr<T>() : nullptr;
     for (std::size_t b = 0; b < p.slices; ++b) {
       T* W = w.ptr<T>() + b * sw;
-      tile_scores(W, p, b, Q + b * sq, K + b * sk, 0, p.Tq, 0, p.Tk);
+      tile_scores(W, p, b, Q + b * sq, K + b * sk, Bias, 0, p.Tq, 0, p.Tk);
       kernels::softmax_rows(W, W, p.Tq, p.Tk);  // in place; a fully blocked row gets zeros
     }
   });
-  return make_result("attention_weights", std::move(w), {q, k}, [p = std::move(p), sq, sk, sw](Node& self) {
+  std::vector<Tensor> inputs{q, k};
+  if (bias.defined()) inputs.push_back(bias);
+  return make_result("attention_weights", std::move(w), std::move(inputs), [p = std::move(p), sq, sk, sw](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       auto* gq = self.input_grad<T>(0);
       auto* gk = self.input_grad<T>(1);
-      if (!gq && !gk) return;
+      auto* gb = p.has_bias ? self.input_grad<T>(2) : nullptr;
+      if (!gq && !gk && !gb) return;
       const T *Q = self.inputs[0]->data.ptr<T>(), *K = self.inputs[1]->data.ptr<T>();
       const T scale = T(p.scale);
       std::vector<T> dS(sw);
@@ -310,6 +356,11 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, d
         kernels::softmax_backward_rows(dS.data(), self.data.ptr<T>() + b * sw, self.grad->ptr<T>() + b * sw, p.Tq, p.Tk);
         if (gq) gemm(false, false, p.Tq, p.d, p.Tk, scale, dS.data(), K + b * sk, T(1), gq->data() + b * sq);
         if (gk) gemm(true, false, p.Tk, p.d, p.Tq, scale, dS.data(), Q + b * sq, T(1), gk->data() + b * sk);
+        if (gb)
+          for (std::size_t i = 0; i < p.Tq; ++i) {
+            T* gr = gb->data() + p.bias_at.at(b, i, 0);
+            for (std::size_t j = 0; j < p.Tk; ++j) gr[std::ptrdiff_t(j) * p.bias_at.col] += dS[i * p.Tk + j];
+          }
       }
     });
   });

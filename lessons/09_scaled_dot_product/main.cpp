@@ -89,20 +89,20 @@ Saturation saturate(std::size_t N, std::size_t Tk, std::size_t d_k, double scale
   return {mean(row_entropy(a.weights)), share_above(row_max(a.weights), 0.99), med, avg, grad[grad.size() / 10]};
 }
 
-// Rows sum to 1 (within tol) and every blocked entry (mask != 0) is exactly 0.0.
+// Rows sum to 1 (within tol) and every blocked entry (mask true) is exactly 0.0.
 struct MaskCheck {
   double worst_row_error = 0;
   std::size_t blocked = 0, nonzero_blocked = 0;
 };
-MaskCheck check_masked(const ag::Tensor& w, const ag::Tensor& mask) {  // w, mask: [T, T]
+MaskCheck check_masked(const ag::Tensor& w, const ag::Mask& mask) {  // w, mask: [T, T]
   const std::size_t R = w.size(0), C = w.size(1);
-  const std::vector<double> wv = w.to_vector(), mv = mask.to_vector();
+  const std::vector<double> wv = w.to_vector();
   MaskCheck r;
   for (std::size_t i = 0; i < R; ++i) {
     double s = 0;
     for (std::size_t j = 0; j < C; ++j) {
       s += wv[i * C + j];
-      if (mv[i * C + j] != 0) {
+      if (mask[i * C + j]) {
         ++r.blocked;
         if (wv[i * C + j] != 0.0) ++r.nonzero_blocked;
       }
@@ -122,6 +122,16 @@ void print_matrix(const std::string& name, const ag::Tensor& m) {
     std::cout << "]\n";
   }
   std::cout.unsetf(std::ios::fixed);
+}
+
+void print_mask(const std::string& name, const ag::Mask& m) {  // m: [R, C], 1 = blocked
+  const std::size_t C = m.shape()[1];
+  std::cout << "  " << name << " (1 = blocked) =\n";
+  for (std::size_t i = 0; i < m.shape()[0]; ++i) {
+    std::cout << "    [";
+    for (std::size_t j = 0; j < C; ++j) std::cout << (j ? " " : "") << (m[i * C + j] ? 1 : 0);
+    std::cout << "]\n";
+  }
 }
 
 // ---- The exercises' answers (the chapter quotes them) --------------------------------------
@@ -163,7 +173,7 @@ void exercise_answers(const lab::Chapter& chapter, std::size_t N, std::size_t Tk
                      "needs a larger `d_k` to be complete.");
   }
   {  // 3. lengths {8, 0}: every key of sequence 1 is padding
-    const ag::Tensor pad = ag::unsqueeze(nn::padding_mask({T, 0}, T, ag::f64), 1);
+    const ag::Mask pad = nn::padding_mask({T, 0}, T).reshape({2, 1, T});
     const nn::AttentionOutput a = nn::scaled_dot_product_attention(q, k, v, pad);
     const std::vector<double> w = ag::select(a.weights, 0, 1).to_vector(), o = ag::select(a.output, 0, 1).to_vector();
     double wmax = 0, omax = 0, worst_row = 0;
@@ -376,17 +386,17 @@ int main(int argc, char** argv) {
     ag::Generator gen(lab::derive_seed(args.seed, 99));
     const ag::Tensor q = ag::randn({2, T, d}, gen, kF64), k = ag::randn({2, T, d}, gen, kF64), v = ag::randn({2, T, d}, gen, kF64);
 
-    const ag::Tensor pad = nn::padding_mask(lengths, T, ag::f64);            // [B, T]: 1 at pads
-    const ag::Tensor pad_b = ag::unsqueeze(pad, 1);                          // [B, 1, T]: every query row
-    const ag::Tensor causal = nn::causal_mask(T, ag::f64);                   // [T, T]: 1 above the diagonal
-    const ag::Tensor both = ag::clamp(pad_b + causal, 0.0, 1.0);             // [B, T, T]
+    const ag::Mask pad = nn::padding_mask(lengths, T);   // [B, T]: true at pads
+    const ag::Mask pad_b = pad.reshape({2, 1, T});       // [B, 1, T]: every query row
+    const ag::Mask causal = nn::causal_mask(T);          // [T, T]: true above the diagonal
+    const ag::Mask both = pad_b | causal;                // [B, T, T]: blocked by either
     const auto w_pad = nn::scaled_dot_product_attention(q, k, v, pad_b).weights;
     const auto w_causal = nn::scaled_dot_product_attention(q, k, v, causal).weights;
     const auto w_both = nn::scaled_dot_product_attention(q, k, v, both).weights;
 
     const std::vector<std::string> words = {"the", "cat", "sat", "on", "the", "mat", "and", "purred"};
     const std::vector<std::string> padded = {"the", "cat", "sat", "on", "mat", "<pad>", "<pad>", "<pad>"};
-    print_matrix("causal_mask(8)", causal);
+    print_mask("causal_mask(8)", causal);
     print_matrix("causal weights, sequence 0", ag::select(w_causal, 0, 0));
 
     lab::HeatmapOptions hm{.xlabel = "key (attended to)", .ylabel = "query (attending)", .zmin = 0, .zmax = 1, .width = 640, .height = 560};
@@ -403,11 +413,12 @@ int main(int argc, char** argv) {
     lab::Table mt("Masked attention weights (float64)", {"mask", "sequence", "blocked entries", "blocked != 0", "worst |row sum - 1|"});
     MaskCheck worst;
     for (std::size_t b = 0; b < 2; ++b) {
-      const ag::Tensor pad_rows = ag::expand(ag::select(pad_b, 0, std::int64_t(b)), {T, T});
-      const std::vector<std::tuple<std::string, ag::Tensor, ag::Tensor>> cases = {
+      // sequence b's masks as [T, T]: its pad columns in every row, and with the causal triangle
+      const ag::Mask pad_rows = nn::padding_mask({lengths[b]}, T).reshape({1, T}) | ag::Mask::full({T, T}, false);
+      const std::vector<std::tuple<std::string, ag::Tensor, ag::Mask>> cases = {
           {"padding", ag::select(w_pad, 0, std::int64_t(b)), pad_rows},
           {"causal", ag::select(w_causal, 0, std::int64_t(b)), causal},
-          {"causal + padding", ag::select(w_both, 0, std::int64_t(b)), ag::select(both, 0, std::int64_t(b))}};
+          {"causal + padding", ag::select(w_both, 0, std::int64_t(b)), pad_rows | causal}};
       for (const auto& [name, w, m] : cases) {
         const MaskCheck c = check_masked(w, m);
         mt.row({name, b, c.blocked, c.nonzero_blocked, c.worst_row_error});
@@ -426,9 +437,9 @@ int main(int argc, char** argv) {
     // The smallest allowed weight in the picture: small, but not 0, so it gets no x.
     double smallest_allowed = 1;
     {
-      const std::vector<double> wv = ag::select(w_both, 0, 1).to_vector(), mv = ag::select(both, 0, 1).to_vector();
+      const std::vector<double> wv = ag::select(w_both, 0, 1).to_vector();
       for (std::size_t i = 0; i < wv.size(); ++i)
-        if (mv[i] == 0) smallest_allowed = std::min(smallest_allowed, wv[i]);
+        if (!both[T * T + i]) smallest_allowed = std::min(smallest_allowed, wv[i]);
     }
     checks.expect(smallest_allowed > 0, "no allowed weight in the picture is exactly 0, so only blocked cells carry an x");
     chapter.text("masks_reading",
@@ -438,6 +449,38 @@ int main(int argc, char** argv) {
                      lab::format_number(smallest_allowed, 2) + ", pale but without an `x`. Each row spreads its 1 over what is "
                      "left. All " + std::to_string(worst.blocked) + " blocked weights are exactly `0.0`, and every row sums to "
                      "1 to within float64 rounding (" + lab::format_number(worst.worst_row_error, 2) + ").");
+
+    // ---- 3b) Float masks are added (PyTorch's rule) --------------------------------------------
+    // The causal mask as a float mask, 0 where allowed and -inf where blocked, added to the
+    // scores: the same weights to the bit. And a float mask of 0s and 1s is refused: added, its
+    // 1s would block nothing.
+    {
+      const ag::Tensor causal_float = causal.additive(ag::f64);
+      const auto w_added = nn::scaled_dot_product_attention(q, k, v, causal_float).weights;
+      const std::vector<double> a = w_added.to_vector(), b = w_causal.to_vector();
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+      std::string refusal = "(no error)";
+      try {
+        std::vector<double> ones(T * T);  // the causal mask as 0s and 1s (1 = "blocked"), as before PyTorch's rule
+        for (std::size_t i = 0; i < ones.size(); ++i) ones[i] = causal[i] ? 1.0 : 0.0;
+        nn::scaled_dot_product_attention(q, k, v, ag::tensor(ones, {T, T}, {kF64}));
+      } catch (const ag::Error& e) {
+        refusal = e.what();
+      }
+      std::cout << "\n  A float mask is added: causal_mask(8).additive(f64) (0 / -inf) gives weights that differ from the "
+                   "Mask's in "
+                << differ << " of " << a.size() << " entries.\n  A 0/1 float mask is refused: " << refusal << "\n";
+      checks.expect(differ == 0, "the causal mask as a float mask (0 and -inf, added) gives the same weights to the bit (" +
+                                     std::to_string(differ) + " of " + std::to_string(a.size()) + " differ)");
+      checks.expect(refusal.find("holds only 0s and 1s") != std::string::npos,
+                    "a float mask of 0s and 1s is refused with an error that says why");
+      chapter.text("float_mask", "The causal mask written as a float mask, `causal_mask(8).additive(ag::f64)` (0 where allowed, "
+                                 "−∞ where blocked) and added to the scores, gives weights that differ from the `ag::Mask`'s in " +
+                                     std::to_string(differ) + " of " + std::to_string(a.size()) +
+                                     " entries. The same mask as 0s and 1s in a float tensor is refused:\n\n```\n" + refusal +
+                                     "\n```");
+    }
 
     // ---- 4) The exercises' answers, measured (the chapter quotes them) ------------------------
     exercise_answers(chapter, N, Tk, dims, args.seed, q, k, v, T);

@@ -410,13 +410,12 @@ std::string worked_example() {
 // ---------------------------------------------------------------------------------------------
 // 4) Local-window attention: query i may attend to keys j with |i - j| <= w only.
 
-// [n, n] band mask: 1 (blocked) where |i - j| > w, as nn::scaled_dot_product_attention wants.
-Tensor band_mask(std::size_t n, std::size_t w) {
-  Tensor mask = ag::zeros({n, n});
-  float* p = mask.data<float>().data();
+// [n, n] band mask: true (blocked) where |i - j| > w.
+ag::Mask band_mask(std::size_t n, std::size_t w) {
+  std::vector<std::uint8_t> blocked(n * n);
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < n; ++j) p[i * n + j] = (i > j ? i - j : j - i) > w ? 1.0f : 0.0f;
-  return mask;
+    for (std::size_t j = 0; j < n; ++j) blocked[i * n + j] = (i > j ? i - j : j - i) > w;
+  return ag::Mask({n, n}, std::move(blocked));
 }
 
 // ||a - b|| / ||b|| over all elements.
@@ -630,14 +629,14 @@ int main(int argc, char** argv) {
       const auto full_rand = nn::scaled_dot_product_attention(q_rand, k_rand, v);
       const auto full_local = nn::scaled_dot_product_attention(q_local, k_local, v);
       // The share of the full attention weight that falls outside the window, averaged over queries.
-      auto mass_outside = [nw](const Tensor& weights, const Tensor& mask) {
-        const float *a = weights.data<float>().data(), *m = mask.data<float>().data();
+      auto mass_outside = [nw](const Tensor& weights, const ag::Mask& mask) {
+        const float* a = weights.data<float>().data();
         double out = 0;
-        for (std::size_t i = 0; i < nw * nw; ++i) out += m[i] != 0 ? a[i] : 0.0;
+        for (std::size_t i = 0; i < nw * nw; ++i) out += mask[i] ? a[i] : 0.0;
         return out / double(nw);
       };
       for (std::size_t w = 1; w < nw; w *= 2) {
-        const Tensor mask = band_mask(nw, w);
+        const ag::Mask mask = band_mask(nw, w);
         const double er = relative_error(nn::scaled_dot_product_attention(q_rand, k_rand, v, mask).output, full_rand.output);
         const double el = relative_error(nn::scaled_dot_product_attention(q_local, k_local, v, mask).output, full_local.output);
         const double mr = mass_outside(full_rand.weights, mask), ml = mass_outside(full_local.weights, mask);
@@ -646,7 +645,7 @@ int main(int argc, char** argv) {
         if (w == 16) err_rand_16 = er, err_local_16 = el, out_rand_16 = mr, out_local_16 = ml;
       }
       // a window as wide as the sequence is no approximation at all
-      const Tensor none = band_mask(nw, nw);
+      const ag::Mask none = band_mask(nw, nw);
       err_full = std::max(relative_error(nn::scaled_dot_product_attention(q_rand, k_rand, v, none).output, full_rand.output),
                           relative_error(nn::scaled_dot_product_attention(q_local, k_local, v, none).output, full_local.output));
     }

@@ -109,7 +109,7 @@ class TinyGPT : public nn::Module {
   Tensor forward(const ag::Indices& ids) {
     const std::size_t T = ids.shape[1];
     Tensor x = pos_emb->forward(tok_emb->forward(ids));  // [B, T, D]
-    x = blocks->forward(x, o_.causal ? masks_[T - 1] : Tensor{});  // position t attends to 0..t only
+    x = blocks->forward(x, o_.causal ? masks_[T - 1] : ag::Mask{});  // position t attends to 0..t only
     return lm_head->forward(x);                          // [B, T, V]
   }
   std::string describe() const override { return "TinyGPT"; }
@@ -122,7 +122,7 @@ class TinyGPT : public nn::Module {
 
  private:
   GPTOptions o_;
-  std::vector<Tensor> masks_;  // causal masks [T, T] for T = 1..context
+  std::vector<ag::Mask> masks_;  // causal masks [T, T] for T = 1..context
 };
 
 // Mean cross-entropy (nats per character) of the windows of `ids` that start at `starts`

@@ -5,8 +5,8 @@
 
 namespace nn {
 
-AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                                             double scale) {
+AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const ag::AttentionMask& mask, double scale) {
   if (q.dim() < 2 || k.dim() < 2 || v.dim() < 2 || q.shape().back() != k.shape().back() ||
       k.shape()[k.dim() - 2] != v.shape()[v.dim() - 2])
     ag::fail("scaled_dot_product_attention: q ", ag::shape_str(q.shape()), ", k ", ag::shape_str(k.shape()), ", v ",
@@ -32,33 +32,25 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
     };
     qe = expand(q), ke = expand(k);
   }
-  // 1) scores = q k^T * scale, 2) blocked positions -> -inf (exactly 0 weight), 3) softmax over
+  // 1) scores = q k^T * scale (+ a float mask), 2) blocked positions -> -inf (exactly 0 weight), 3) softmax over
   // the keys: one op, ag::attention_weights, which keeps the weights but not the scores.
   const Tensor weights = ag::attention_weights(qe, ke, mask, scale > 0 ? scale : 0.0);
   // 4) the weighted sum of the values
   return {ag::matmul(weights, v), weights};
 }
 
-Tensor causal_mask(std::size_t T, ag::Dtype dtype) {
-  Tensor m = ag::zeros({T, T}, {dtype});
-  ag::dispatch(dtype, [&](auto t) {
-    using V = decltype(t);
-    V* p = m.data<V>().data();
-    for (std::size_t i = 0; i < T; ++i)
-      for (std::size_t j = i + 1; j < T; ++j) p[i * T + j] = V(1);
-  });
-  return m;
+ag::Mask causal_mask(std::size_t T) {
+  std::vector<std::uint8_t> m(T * T, 0);
+  for (std::size_t i = 0; i < T; ++i)
+    for (std::size_t j = i + 1; j < T; ++j) m[i * T + j] = 1;
+  return ag::Mask({T, T}, std::move(m));
 }
 
-Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::Dtype dtype) {
-  Tensor m = ag::zeros({lengths.size(), T}, {dtype});
-  ag::dispatch(dtype, [&](auto t) {
-    using V = decltype(t);
-    V* p = m.data<V>().data();
-    for (std::size_t b = 0; b < lengths.size(); ++b)
-      for (std::size_t j = lengths[b]; j < T; ++j) p[b * T + j] = V(1);
-  });
-  return m;
+ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T) {
+  std::vector<std::uint8_t> m(lengths.size() * T, 0);
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    for (std::size_t j = lengths[b]; j < T; ++j) m[b * T + j] = 1;
+  return ag::Mask({lengths.size(), T}, std::move(m));
 }
 
 // ---- MultiHeadAttention -----------------------------------------------------------------------
@@ -77,7 +69,7 @@ MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_head
 }
 
 AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                                            const Tensor& key_padding_mask, const Tensor& attn_mask) {
+                                            const ag::AttentionMask& key_padding_mask, const ag::AttentionMask& attn_mask) {
   for (const Tensor* t : {&query, &key, &value})
     if (t->dim() != 3 || t->shape()[2] != d_model_)
       ag::fail(describe(), ": query/key/value must be [batch, time, ", d_model_, "], got ", ag::shape_str(t->shape()));
@@ -106,14 +98,22 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   auto heads = [&](const Tensor& x, std::size_t T) {
     return ag::permute(ag::reshape(x, {std::int64_t(B), std::int64_t(T), std::int64_t(H), d}), {0, 2, 1, 3});
   };
-  // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is; either blocks
-  Tensor mask;
-  if (key_padding_mask.defined()) {
-    if (key_padding_mask.shape() != ag::Shape{B, Tk})
-      ag::fail(describe(), ": key_padding_mask ", ag::shape_str(key_padding_mask.shape()), " should be [", B, ",", Tk, "]");
-    mask = ag::reshape(key_padding_mask, {std::int64_t(B), 1, 1, std::int64_t(Tk)});
+  // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is. Blocking parts are
+  // or-ed, float parts added (PyTorch adds a bool mask as -inf: the same result).
+  ag::AttentionMask mask = attn_mask;
+  const ag::Shape kpm_shape{B, 1, 1, Tk};
+  if (key_padding_mask.blocked.defined()) {
+    if (key_padding_mask.blocked.shape() != ag::Shape{B, Tk})
+      ag::fail(describe(), ": key_padding_mask ", ag::shape_str(key_padding_mask.blocked.shape()), " should be [", B, ",", Tk, "]");
+    mask.blocked = key_padding_mask.blocked.reshape(kpm_shape) | mask.blocked;
   }
-  if (attn_mask.defined()) mask = mask.defined() ? ag::add(mask, attn_mask.to(mask.dtype())) : attn_mask;
+  if (key_padding_mask.bias.defined()) {
+    if (key_padding_mask.bias.shape() != ag::Shape{B, Tk})
+      ag::fail(describe(), ": key_padding_mask ", ag::shape_str(key_padding_mask.bias.shape()), " should be [", B, ",", Tk, "]");
+    ag::check_float_mask(describe().c_str(), key_padding_mask.bias);  // before the sum hides its 0/1 values
+    const Tensor kpm = ag::reshape(key_padding_mask.bias, {std::int64_t(B), 1, 1, std::int64_t(Tk)});
+    mask.bias = mask.bias.defined() ? ag::add(kpm, mask.bias.to(kpm.dtype())) : kpm;
+  }
   const Tensor vh = heads(v, Tk);
   const bool drop = dropout->p() > 0 && is_training();
   AttentionOutput a;
@@ -148,7 +148,7 @@ Tensor AdditiveAttention::project_keys(const Tensor& keys) const {
 }
 
 AttentionOutput AdditiveAttention::attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
-                                          const Tensor& key_padding_mask) const {
+                                          const ag::AttentionMask& key_padding_mask) const {
   if (query.dim() != 2 || projected_keys.dim() != 3 || values.dim() != 3 || query.shape()[0] != projected_keys.shape()[0] ||
       projected_keys.shape()[1] != values.shape()[1] || projected_keys.shape()[2] != hidden_)
     ag::fail(describe(), ": query ", ag::shape_str(query.shape()), ", projected keys ", ag::shape_str(projected_keys.shape()),
@@ -156,8 +156,13 @@ AttentionOutput AdditiveAttention::attend(const Tensor& query, const Tensor& pro
   // 1) e_s = v^T tanh(W_q q + W_k k_s): [B, S]
   const Tensor e = ag::tanh(ag::unsqueeze((*query_proj)(query), 1) + projected_keys);  // [B, S, hidden]
   Tensor scores = ag::squeeze(ag::matmul(e, ag::unsqueeze(v, 1)), -1);
-  // 2) padded source positions get zero weight
-  if (key_padding_mask.defined()) scores = ag::masked_fill(scores, key_padding_mask, -std::numeric_limits<double>::infinity());
+  // 2) padded source positions get zero weight; a float mask is added
+  if (key_padding_mask.bias.defined()) {
+    ag::check_float_mask(describe().c_str(), key_padding_mask.bias);
+    scores = scores + key_padding_mask.bias.to(scores.dtype());
+  }
+  if (key_padding_mask.blocked.defined())
+    scores = ag::masked_fill(scores, key_padding_mask.blocked, -std::numeric_limits<double>::infinity());
   // 3) weights, 4) context = sum_s w_s values_s: [B, Dv]
   const Tensor w = ag::softmax(scores, -1);
   return {ag::squeeze(ag::matmul(ag::unsqueeze(w, 1), values), 1), w};

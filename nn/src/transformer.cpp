@@ -24,7 +24,8 @@ Tensor TransformerEncoderLayer::feed_forward(const Tensor& x) {
   return (*linear2)((*dropout)(activate((*linear1)(x), o_.activation)));
 }
 
-Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mask, const Tensor& src_key_padding_mask) {
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const ag::AttentionMask& src_mask,
+                                        const ag::AttentionMask& src_key_padding_mask) {
   auto self_attention = [&](const Tensor& x) {
     AttentionOutput a = (*self_attn)(x, x, x, src_key_padding_mask, src_mask);
     attention_ = a.weights;
@@ -64,8 +65,9 @@ Tensor TransformerDecoderLayer::feed_forward(const Tensor& x) {
   return (*linear2)((*dropout)(activate((*linear1)(x), o_.activation)));
 }
 
-Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask,
-                                        const Tensor& tgt_key_padding_mask, const Tensor& memory_key_padding_mask) {
+Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const ag::AttentionMask& tgt_mask,
+                                        const ag::AttentionMask& tgt_key_padding_mask,
+                                        const ag::AttentionMask& memory_key_padding_mask) {
   auto self_block = [&](const Tensor& x) {
     AttentionOutput a = (*self_attn)(x, x, x, tgt_key_padding_mask, tgt_mask);
     self_attention_ = a.weights;
@@ -100,7 +102,7 @@ TransformerEncoder::TransformerEncoder(const TransformerOptions& o, std::size_t 
   if (final_norm.value_or(o.norm_first)) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
 }
 
-Tensor TransformerEncoder::forward(const Tensor& src, const Tensor& mask, const Tensor& kpm) {
+Tensor TransformerEncoder::forward(const Tensor& src, const ag::AttentionMask& mask, const ag::AttentionMask& kpm) {
   Tensor x = src;
   for (auto& layer : layers) x = layer->forward(x, mask, kpm);
   return norm ? (*norm)(x) : x;
@@ -114,8 +116,8 @@ TransformerDecoder::TransformerDecoder(const TransformerOptions& o, std::size_t 
   if (final_norm.value_or(o.norm_first)) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
 }
 
-Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask, const Tensor& tgt_kpm,
-                                   const Tensor& mem_kpm) {
+Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, const ag::AttentionMask& tgt_mask,
+                                   const ag::AttentionMask& tgt_kpm, const ag::AttentionMask& mem_kpm) {
   Tensor x = tgt;
   for (auto& layer : layers) x = layer->forward(x, memory, tgt_mask, tgt_kpm, mem_kpm);
   return norm ? (*norm)(x) : x;
@@ -124,13 +126,12 @@ Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, cons
 std::string TransformerDecoder::describe() const { return "TransformerDecoder(" + std::to_string(layers.size()) + " layers)"; }
 
 // ---- a whole sequence-to-sequence model --------------------------------------------------------
-Tensor pad_mask_from_ids(const ag::Indices& ids, std::int64_t pad_id) {
+ag::Mask pad_mask_from_ids(const ag::Indices& ids, std::int64_t pad_id) {
   if (pad_id < 0) return {};
   if (ids.shape.size() != 2) ag::fail("pad_mask_from_ids: ids should be [batch, time], got ", ag::shape_str(ids.shape));
-  Tensor m = ag::zeros(ids.shape);
-  float* p = m.data<float>().data();
-  for (std::size_t i = 0; i < ids.size(); ++i) p[i] = ids.values[i] == pad_id ? 1.f : 0.f;
-  return m;
+  std::vector<std::uint8_t> m(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) m[i] = ids.values[i] == pad_id;
+  return ag::Mask(ids.shape, std::move(m));
 }
 
 TransformerSeq2Seq::TransformerSeq2Seq(std::size_t src_vocab, std::size_t tgt_vocab, const TransformerOptions& o,
@@ -155,7 +156,7 @@ Tensor TransformerSeq2Seq::forward(const ag::Indices& src, const ag::Indices& tg
   if (src.shape.size() != 2 || tgt_in.shape.size() != 2 || src.shape[0] != tgt_in.shape[0])
     ag::fail(describe(), ": src ", ag::shape_str(src.shape), " and tgt_in ", ag::shape_str(tgt_in.shape),
              " should be [batch, S] and [batch, T]");
-  const Tensor src_pad = pad_mask_from_ids(src, pad_id);
+  const ag::Mask src_pad = pad_mask_from_ids(src, pad_id);
   const Tensor memory = encoder->forward(embed(*src_embed, src), {}, src_pad);
   const Tensor y = decoder->forward(embed(*tgt_embed, tgt_in), memory, causal_mask(tgt_in.shape[1]),
                                     pad_mask_from_ids(tgt_in, pad_id), src_pad);
@@ -165,7 +166,7 @@ Tensor TransformerSeq2Seq::forward(const ag::Indices& src, const ag::Indices& tg
 ag::Indices TransformerSeq2Seq::greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id) {
   ag::NoGrad no_grad;
   const std::size_t B = src.shape[0];
-  const Tensor src_pad = pad_mask_from_ids(src, pad_id);
+  const ag::Mask src_pad = pad_mask_from_ids(src, pad_id);
   const Tensor memory = encoder->forward(embed(*src_embed, src), {}, src_pad);
   std::vector<std::int64_t> ys(B, bos);  // [B, t+1], grows by one column per step
   std::vector<std::int64_t> out(B * max_len);

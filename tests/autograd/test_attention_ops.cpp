@@ -21,6 +21,7 @@
 #include "common/expect_error.hpp"
 
 using namespace ag;
+namespace tt = boost::test_tools;
 
 namespace {
 
@@ -41,38 +42,49 @@ struct Sizes {
 
 Tensor uniform(const Shape& shape, Dtype dt, Generator& gen) { return (rand(shape, gen, {dt}) * 2.0 - 1.0).detach(); }
 
-// [Tq, Tk]: 1 (blocked) where key j > query i.
-Tensor causal_mask(std::size_t Tq, std::size_t Tk) {
-  Tensor m = zeros({Tq, Tk}, {f64});
+// [Tq, Tk]: true (blocked) where key j > query i.
+Mask causal_mask(std::size_t Tq, std::size_t Tk) {
+  std::vector<std::uint8_t> m(Tq * Tk, 0);
   for (std::size_t i = 0; i < Tq; ++i)
-    for (std::size_t j = i + 1; j < Tk; ++j) m.data<double>()(i, j) = 1.0;
-  return m;
+    for (std::size_t j = i + 1; j < Tk; ++j) m[i * Tk + j] = 1;
+  return Mask({Tq, Tk}, std::move(m));
 }
 
 // Key padding [B, 1, 1, Tk] (for q of shape [B, H, Tq, d]): batch element b keeps its first lengths[b] keys.
-Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t Tk) {
-  Tensor m = zeros({lengths.size(), 1, 1, Tk}, {f32});  // a float32 mask on float64 data is fine too
+Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t Tk) {
+  std::vector<std::uint8_t> m(lengths.size() * Tk, 0);
   for (std::size_t b = 0; b < lengths.size(); ++b)
-    for (std::size_t j = lengths[b]; j < Tk; ++j) m.data<float>()(b, 0, 0, j) = 1.0f;
-  return m;
+    for (std::size_t j = lengths[b]; j < Tk; ++j) m[b * Tk + j] = 1;
+  return Mask({lengths.size(), 1, 1, Tk}, std::move(m));
 }
 
-// 0/1 values, about a third ones.
-Tensor random_mask(const Shape& s, std::uint64_t seed) {
+// About a third of the entries true.
+std::vector<std::uint8_t> random_flags(std::size_t n, std::uint64_t seed) {
   Generator g(seed);
-  Tensor m = rand(s, g, {f64});
-  for (auto& x : m.data<double>()) x = x < 1.0 / 3.0 ? 1.0 : 0.0;
+  std::vector<std::uint8_t> m(n);
+  for (auto& x : m) x = g.uniform() < 1.0 / 3.0;
   return m;
+}
+Mask random_mask(const Shape& s, std::uint64_t seed) { return Mask(s, random_flags(shape_numel(s), seed)); }
+
+// A float mask (added to the scores): uniform in [-2, 2], float32 to show the conversion to q's dtype.
+Tensor random_bias(const Shape& s, std::uint64_t seed, Dtype dt = f32) {
+  Generator g(seed);
+  return (rand(s, g, {dt}) * 4.0 - 2.0).detach();
 }
 
 // The reference: attention composed of existing ops, holding the whole [..., Tq, Tk] matrix.
-Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, TiledAttentionOptions o) {
-  const double scale = o.scale != 0 ? o.scale : 1.0 / std::sqrt(double(q.shape().back()));
+Tensor naive_scores(const Tensor& q, const Tensor& k, const AttentionMask& mask, double scale, bool causal) {
+  const double s = scale != 0 ? scale : 1.0 / std::sqrt(double(q.shape().back()));
   const double inf = std::numeric_limits<double>::infinity();
-  Tensor s = matmul(q * scale, transpose(k, -2, -1));
-  if (o.causal) s = masked_fill(s, causal_mask(q.size(-2), k.size(-2)), -inf);
-  if (mask.defined()) s = masked_fill(s, mask, -inf);
-  return matmul(softmax(s, -1), v);
+  Tensor scores = matmul(q * s, transpose(k, -2, -1));
+  if (mask.bias.defined()) scores = scores + mask.bias.to(q.dtype());
+  if (causal) scores = masked_fill(scores, causal_mask(q.size(-2), k.size(-2)), -inf);
+  if (mask.blocked.defined()) scores = masked_fill(scores, mask.blocked, -inf);
+  return scores;
+}
+Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, TiledAttentionOptions o) {
+  return matmul(softmax(naive_scores(q, k, mask, o.scale, o.causal), -1), v);
 }
 
 // max |got - want| / max |want| over all elements (0 when both are all zero).
@@ -84,13 +96,18 @@ double rel_diff(const Tensor& got, const Tensor& want) {
   return den > 0 ? num / den : num;
 }
 
+// Row i of a [rows, want.size()] row-major vector equals want (to 1e-15).
+void check_row(const std::vector<double>& w, std::size_t i, const std::vector<double>& want) {
+  for (std::size_t j = 0; j < want.size(); ++j) BOOST_TEST(std::abs(w[i * want.size() + j] - want[j]) <= 1e-15);
+}
+
 bool all_finite(const Tensor& t) {
   for (double x : t.to_vector())
     if (!std::isfinite(x)) return false;
   return true;
 }
 
-void gradcheck_case(const std::string& what, const Sizes& s, const Tensor& mask, TiledAttentionOptions o) {
+void gradcheck_case(const std::string& what, const Sizes& s, const AttentionMask& mask, TiledAttentionOptions o) {
   Generator gen(std::hash<std::string>{}(what) & 0xffffffffu);
   const std::vector<Tensor> xs{uniform(s.q(), f64, gen), uniform(s.k(), f64, gen), uniform(s.v(), f64, gen)};
   const GradcheckResult r =
@@ -103,7 +120,7 @@ void gradcheck_case(const std::string& what, const Sizes& s, const Tensor& mask,
 }
 
 // Forward and the three gradients of tiled_attention against naive_attention.
-void compare_with_naive(const std::string& what, const Sizes& s, Dtype dt, const Tensor& mask, TiledAttentionOptions o) {
+void compare_with_naive(const std::string& what, const Sizes& s, Dtype dt, const AttentionMask& mask, TiledAttentionOptions o) {
   Generator gen(std::hash<std::string>{}(what) & 0xffffffffu);
   const Tensor q0 = uniform(s.q(), dt, gen), k0 = uniform(s.k(), dt, gen), v0 = uniform(s.v(), dt, gen);
   const Tensor dout = uniform(s.with(s.Tq, s.dv), dt, gen);
@@ -156,11 +173,14 @@ BOOST_AUTO_TEST_CASE(gradcheck_masks) {
 BOOST_AUTO_TEST_CASE(matches_naive_attention) {
   struct Masked {
     std::string name;
-    Tensor mask;
+    AttentionMask mask;
     bool causal;
   };
-  const std::vector<Masked> masks = {{"none", Tensor(), false},
-                                     {"causal", Tensor(), true},
+  const std::vector<Masked> masks = {{"none", {}, false},
+                                     {"causal", {}, true},
+                                     {"bias [Tq,Tk]", random_bias({7, 13}, 12), false},
+                                     {"bias [B,1,1,Tk] + causal", random_bias({2, 1, 1, 13}, 13), true},
+                                     {"bias + padding", {padding_mask({13, 9}, 13), random_bias({2, 3, 7, 13}, 14)}, false},
                                      {"padding", padding_mask({13, 9}, 13), false},
                                      {"[Tq,Tk]", random_mask({7, 13}, 11), false},
                                      {"causal+padding", padding_mask({5, 11}, 13), true}};
@@ -233,11 +253,12 @@ BOOST_AUTO_TEST_CASE(fully_blocked_rows_give_zero_output_and_gradients) {
   Generator gen(5);
   const Sizes s{{2, 3}, 7, 13, 5, 4};
   // Query row 2 of every slice blocked by a [Tq, Tk] mask; every key of batch element 1 padded.
-  Tensor row_mask = random_mask({7, 13}, 8);
-  for (std::size_t j = 0; j < 13; ++j) row_mask.data<double>()(2, j) = 1.0;
+  std::vector<std::uint8_t> flags = random_flags(7 * 13, 8);
+  for (std::size_t j = 0; j < 13; ++j) flags[2 * 13 + j] = 1;
+  const Mask row_mask({7, 13}, flags);
   struct Case {
     std::string name;
-    Tensor mask;
+    AttentionMask mask;
     std::vector<std::size_t> blocked_rows;  // flat indices (slice * Tq + row) of blocked rows
   };
   std::vector<Case> cases{{"[Tq,Tk] row", row_mask, {}}, {"padding all keys", padding_mask({13, 0}, 13), {}}};
@@ -280,6 +301,53 @@ BOOST_AUTO_TEST_CASE(fully_blocked_rows_give_zero_output_and_gradients) {
   for (double x : q.grad().to_vector()) BOOST_TEST(x == 0.0);
 }
 
+// A float mask is an input like q, k, v: its gradient dS, summed over the axes it was broadcast
+// along, is checked by central differences, for three shapes, with and without blocking.
+BOOST_AUTO_TEST_CASE(gradcheck_float_mask) {
+  const Sizes s = kAwkward;  // q [2,3,7,5]: scores [2,3,7,13]
+  for (const Shape& bias_shape : {Shape{7, 13}, Shape{2, 1, 1, 13}, Shape{2, 3, 7, 13}})
+    for (bool blocked : {false, true}) {
+      const std::string what = "bias " + shape_str(bias_shape) + (blocked ? " + causal + padding" : "");
+      Generator gen(std::hash<std::string>{}(what) & 0xffffffffu);
+      const std::vector<Tensor> xs{uniform(s.q(), f64, gen), uniform(s.k(), f64, gen), uniform(s.v(), f64, gen),
+                                   uniform(bias_shape, f64, gen)};
+      const Mask m = blocked ? padding_mask({13, 9}, 13) : Mask();
+      const GradcheckResult r = gradcheck(
+          [&](const std::vector<Tensor>& x) {
+            return ag::tiled_attention(x[0], x[1], x[2], AttentionMask(m, x[3]), {.causal = blocked, .block = 4});
+          },
+          xs);
+      BOOST_TEST_MESSAGE("gradcheck tiled_attention " << what << ": max rel error " << r.max_rel_error);
+      BOOST_TEST(r.ok, what << ": " << r.report);
+      BOOST_TEST(r.elements_checked == shape_numel(s.q()) + shape_numel(s.k()) + shape_numel(s.v()) + shape_numel(bias_shape));
+    }
+}
+
+// -inf in a float mask blocks exactly as a Mask does; a float mask of only 0s and 1s is refused.
+BOOST_AUTO_TEST_CASE(float_mask_rules) {
+  Generator gen(41);
+  const Sizes s = kAwkward;
+  const Tensor q = uniform(s.q(), f64, gen), k = uniform(s.k(), f64, gen), v = uniform(s.v(), f64, gen);
+  const Mask m = random_mask({2, 3, 7, 13}, 42);
+  for (std::size_t block : {4, 64}) {
+    const auto a = ag::tiled_attention(q, k, v, m, {.block = block}).to_vector();
+    const auto b = ag::tiled_attention(q, k, v, m.additive(f64), {.block = block}).to_vector();
+    BOOST_TEST(a == b, tt::per_element());
+  }
+  const Tensor zero_one = tensor({0, 1, 0, 0, 1, 1}, {1, 6}, {f64});
+  const Shape q6{1, 3, 4}, k6{1, 6, 4};
+  expect_error([&] { ag::tiled_attention(zeros(q6, {f64}), zeros(k6, {f64}), zeros(k6, {f64}), zero_one); },
+               {"tiled_attention", "float mask [1,6]", "only 0s and 1s", "Mask::nonzero"});
+  expect_error([&] { ag::attention_weights(zeros(q6, {f64}), zeros(k6, {f64}), zero_one); },
+               {"attention_weights", "float mask [1,6]", "only 0s and 1s"});
+  // all zeros, or any other value, is a legitimate bias
+  BOOST_CHECK_NO_THROW(ag::attention_weights(zeros(q6, {f64}), zeros(k6, {f64}), zeros({1, 6}, {f64})));
+  BOOST_CHECK_NO_THROW(ag::attention_weights(zeros(q6, {f64}), zeros(k6, {f64}), zero_one * 0.5));
+  // and Mask::nonzero turns the 0/1 tensor into the mask it meant
+  const auto w = ag::attention_weights(zeros(q6, {f64}), zeros(k6, {f64}), Mask::nonzero(zero_one)).to_vector();
+  for (std::size_t i = 0; i < 3; ++i) check_row(w, i, {1.0 / 3, 0, 1.0 / 3, 1.0 / 3, 0, 0});
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   const auto t = [](const Shape& s, Dtype dt = f32) { return zeros(s, {dt}); };
   expect_error([&] { ag::tiled_attention(t({2, 5, 4}), t({2, 7, 3}), t({2, 7, 4})); },
@@ -307,12 +375,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-// The composed reference: softmax(masked_fill(matmul(q * scale, k^T), mask, -inf)).
-Tensor naive_weights(const Tensor& q, const Tensor& k, const Tensor& mask, double scale) {
-  const double s = scale != 0 ? scale : 1.0 / std::sqrt(double(q.shape().back()));
-  Tensor scores = matmul(q * s, transpose(k, -2, -1));
-  if (mask.defined()) scores = masked_fill(scores, mask, -std::numeric_limits<double>::infinity());
-  return softmax(scores, -1);
+// The composed reference: softmax(masked_fill(matmul(q * scale, k^T) + bias, blocked, -inf)).
+Tensor naive_weights(const Tensor& q, const Tensor& k, const AttentionMask& mask, double scale) {
+  return softmax(naive_scores(q, k, mask, scale, false), -1);
 }
 
 }  // namespace
@@ -321,7 +386,7 @@ BOOST_AUTO_TEST_SUITE(attention_weights)
 
 BOOST_AUTO_TEST_CASE(gradcheck_with_masks) {
   const Sizes s = kAwkward;
-  const std::vector<std::pair<std::string, Tensor>> masks = {{"none", Tensor()},
+  const std::vector<std::pair<std::string, AttentionMask>> masks = {{"none", {}},
                                                              {"causal [Tq,Tk]", causal_mask(7, 13)},
                                                              {"padding [B,1,1,Tk]", padding_mask({13, 9}, 13)},
                                                              {"[B,H,Tq,Tk]", random_mask({2, 3, 7, 13}, 6)}};
@@ -339,7 +404,9 @@ BOOST_AUTO_TEST_CASE(gradcheck_with_masks) {
 
 BOOST_AUTO_TEST_CASE(matches_the_composed_ops) {
   for (Dtype dt : {f32, f64})
-    for (const Tensor& mask : {Tensor(), causal_mask(7, 13), padding_mask({13, 0}, 13)}) {  // incl. fully padded rows
+    for (const AttentionMask& mask : {AttentionMask(), AttentionMask(causal_mask(7, 13)),
+                                      AttentionMask(padding_mask({13, 0}, 13)),  // incl. fully padded rows
+                                      AttentionMask(causal_mask(7, 13), random_bias({2, 1, 7, 13}, 31, dt))}) {
       Generator gen(21);
       const Tensor q0 = uniform(kAwkward.q(), dt, gen), k0 = uniform(kAwkward.k(), dt, gen);
       const Tensor dw = uniform(kAwkward.with(7, 13), dt, gen);
@@ -357,6 +424,19 @@ BOOST_AUTO_TEST_CASE(matches_the_composed_ops) {
       BOOST_TEST(all_finite(w[1]));
       BOOST_TEST(all_finite(gq[1]));
     }
+}
+
+BOOST_AUTO_TEST_CASE(gradcheck_float_mask) {
+  const Sizes s = kAwkward;
+  for (const Shape& bias_shape : {Shape{7, 13}, Shape{2, 1, 1, 13}, Shape{3, 7, 1}}) {
+    Generator gen(std::hash<std::string>{}(shape_str(bias_shape)) & 0xffffffffu);
+    const std::vector<Tensor> xs{uniform(s.q(), f64, gen), uniform(s.k(), f64, gen), uniform(bias_shape, f64, gen)};
+    const Mask m = causal_mask(7, 13);
+    const GradcheckResult r =
+        gradcheck([&](const std::vector<Tensor>& x) { return ag::attention_weights(x[0], x[1], AttentionMask(m, x[2])); }, xs);
+    BOOST_TEST_MESSAGE("gradcheck attention_weights, bias " << shape_str(bias_shape) << ": max rel error " << r.max_rel_error);
+    BOOST_TEST(r.ok, shape_str(bias_shape) << ": " << r.report);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {

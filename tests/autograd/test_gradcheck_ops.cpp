@@ -84,6 +84,8 @@ BOOST_AUTO_TEST_CASE(masked_fill_op) {
   const Tensor mask = fixed_mask({1, 4}, 5);  // broadcasts over rows, like a padding mask
   check("masked_fill", [&](const std::vector<Tensor>& x) { return masked_fill(x[0], mask, -5.0); }, {{{3, 4}}});
   check("masked_fill 3d", [&](const std::vector<Tensor>& x) { return masked_fill(x[0], fixed_mask({2, 3, 4}, 6), 0.0); }, {{{2, 3, 4}}});
+  const Mask blocked = Mask::nonzero(fixed_mask({2, 1, 4}, 7));  // an ag::Mask, broadcast over the middle axis
+  check("masked_fill Mask", [&](const std::vector<Tensor>& x) { return masked_fill(x[0], blocked, 1.5); }, {{{2, 3, 4}}});
 }
 
 // ---- with a scalar ---------------------------------------------------------------------------

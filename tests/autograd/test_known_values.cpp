@@ -2,6 +2,7 @@
 // computed by hand or with NumPy conventions.
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -556,6 +557,44 @@ BOOST_AUTO_TEST_CASE(masked_fill_values_and_gradient) {
   check_values(y.to_vector(), {0, -1e9, 2, 3, -1e9, 5}, 0);
   ag::sum(y).backward();
   check_values(x.grad().to_vector(), {1, 0, 1, 1, 0, 1}, 0);
+}
+
+BOOST_AUTO_TEST_CASE(masked_fill_with_a_mask) {
+  auto x = iota({2, 3}, ag::f64, true);
+  const ag::Mask mask({1, 3}, {0, 1, 0});  // broadcast over rows
+  auto y = ag::masked_fill(x, mask, -1e9);
+  check_values(y.to_vector(), {0, -1e9, 2, 3, -1e9, 5}, 0);
+  ag::sum(y).backward();
+  check_values(x.grad().to_vector(), {1, 0, 1, 1, 0, 1}, 0);
+  BOOST_CHECK_THROW(ag::masked_fill(x, ag::Mask({1, 2}, {0, 1}), 0.0), ag::Error);
+  BOOST_CHECK_THROW(ag::masked_fill(x, ag::Mask(), 0.0), ag::Error);
+}
+
+// ag::Mask: PyTorch's bool masks (true = blocked).
+BOOST_AUTO_TEST_CASE(mask_values_or_reshape_additive) {
+  const ag::Mask row({1, 3}, {0, 1, 0}), col({2, 1}, {1, 0});
+  const ag::Mask both = row | col;  // broadcast to [2, 3]
+  BOOST_TEST(ag::shape_str(both.shape()) == "[2,3]");
+  std::vector<int> got;
+  for (std::size_t i = 0; i < both.numel(); ++i) got.push_back(both[i]);
+  BOOST_TEST(got == std::vector<int>({1, 1, 1, 0, 1, 0}), tt::per_element());
+  BOOST_TEST(both.count() == 4u);
+  BOOST_TEST(ag::shape_str(both.reshape({3, 2}).shape()) == "[3,2]");
+  BOOST_CHECK_THROW(both.reshape({4}), ag::Error);
+  BOOST_CHECK_THROW(ag::Mask({2, 2}, {0, 1}), ag::Error);
+  BOOST_CHECK_THROW(row | ag::Mask({2, 2}, {0, 1, 1, 0}), ag::Error);
+  BOOST_TEST((ag::Mask() | row).count() == 1u);  // undefined: no mask
+  const double inf = std::numeric_limits<double>::infinity();
+  check_values(row.additive(ag::f64).to_vector(), {0, -inf, 0}, 0);
+  BOOST_TEST(row.additive(ag::f32).dtype() == ag::f32);
+  const ag::Mask nz = ag::Mask::nonzero(ag::tensor({0, 2, -1, 0}, {2, 2}));
+  BOOST_TEST(nz.count() == 2u);
+  BOOST_TEST(!nz[0]);
+  BOOST_TEST(nz[1]);
+  BOOST_TEST(ag::Mask::full({2, 2}, true).count() == 4u);
+  std::ostringstream os;
+  os << both;
+  BOOST_TEST(os.str() == "Mask[2,3] 4 of 6 blocked");
 }
 
 BOOST_AUTO_TEST_CASE(where_values_and_gradient) {

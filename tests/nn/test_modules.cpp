@@ -77,7 +77,7 @@ BOOST_AUTO_TEST_CASE(gru) {
 BOOST_AUTO_TEST_CASE(additive_attention) {
   Generator gen(5);
   nn::AdditiveAttention att(4, 3, 5, gen);
-  const Tensor pad = nn::padding_mask({5, 3}, 5, f64);
+  const ag::Mask pad = nn::padding_mask({5, 3}, 5);
   check_module("AdditiveAttention", att, {input({2, 4}, 11), input({2, 5, 3}, 12)}, [&](const auto& x) {
     auto a = att.forward(x[0], x[1], x[1], pad);
     return ag::concat({a.output, a.weights}, -1);
@@ -87,8 +87,8 @@ BOOST_AUTO_TEST_CASE(additive_attention) {
 BOOST_AUTO_TEST_CASE(multi_head_attention_masks) {
   Generator gen(6);
   nn::MultiHeadAttention mha(8, 2, gen);
-  const Tensor causal = nn::causal_mask(4, f64);
-  const Tensor pad = nn::padding_mask({4, 2}, 4, f64);
+  const ag::Mask causal = nn::causal_mask(4);
+  const ag::Mask pad = nn::padding_mask({4, 2}, 4);
   check_module("MHA self causal+padding", mha, {input({2, 4, 8}, 13)}, [&](const auto& x) {
     return mha(x[0], x[0], x[0], pad, causal).output;
   });
@@ -97,11 +97,43 @@ BOOST_AUTO_TEST_CASE(multi_head_attention_masks) {
   });
 }
 
+// PyTorch's mask rule in MultiheadAttention: a Mask blocks, a float mask is added (and gets a
+// gradient); the two kinds combine; -inf in a float mask blocks exactly as the Mask does.
+BOOST_AUTO_TEST_CASE(multi_head_attention_float_masks) {
+  for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+    const std::string tag = impl == nn::AttentionImpl::tiled ? " tiled" : " naive";
+    Generator gen(8);
+    nn::MultiHeadAttention mha(8, 2, gen, 0.0, impl);
+    mha.to(f64);
+    const ag::Mask causal = nn::causal_mask(4), pad = nn::padding_mask({4, 2}, 4);
+    const Tensor bias = input({4, 4}, 21), kpm_bias = input({2, 4}, 22);
+    // the float masks are inputs here: their gradients are checked too
+    check_module("MHA" + tag + ", float attn_mask", mha, {input({2, 4, 8}, 13), bias}, [&](const auto& x) {
+      return mha(x[0], x[0], x[0], {}, x[1]).output;
+    });
+    check_module("MHA" + tag + ", Mask padding + float attn_mask", mha, {input({2, 4, 8}, 13), bias}, [&](const auto& x) {
+      return mha(x[0], x[0], x[0], pad, x[1]).output;
+    });
+    check_module("MHA" + tag + ", float padding + Mask causal", mha, {input({2, 4, 8}, 13), kpm_bias}, [&](const auto& x) {
+      return mha(x[0], x[0], x[0], x[1], causal).output;
+    });
+    const Tensor x = input({2, 4, 8}, 23);
+    const auto by_mask = mha(x, x, x, pad, causal).output.to_vector();
+    const auto by_float = mha(x, x, x, pad.additive(f64), causal.additive(f64)).output.to_vector();
+    BOOST_TEST(by_mask == by_float, boost::test_tools::per_element());
+    std::vector<double> ones(16, 0.0);
+    for (std::size_t i = 0; i < 4; ++i)
+      for (std::size_t j = i + 1; j < 4; ++j) ones[i * 4 + j] = 1.0;
+    BOOST_CHECK_THROW(mha(x, x, x, {}, ag::tensor(ones, {4, 4}, {f64})), ag::Error);
+    BOOST_CHECK_THROW(mha(x, x, x, ag::tensor({0, 0, 1, 1, 0, 0, 0, 1}, {2, 4}, {f64})), ag::Error);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(multi_head_attention_tiled) {
   Generator gen(6);
   nn::MultiHeadAttention mha(8, 2, gen, 0.0, nn::AttentionImpl::tiled);
-  const Tensor causal = nn::causal_mask(5, f64);
-  const Tensor pad = nn::padding_mask({5, 3}, 5, f64);
+  const ag::Mask causal = nn::causal_mask(5);
+  const ag::Mask pad = nn::padding_mask({5, 3}, 5);
   check_module("MHA tiled, self causal+padding", mha, {input({2, 5, 8}, 13)}, [&](const auto& x) {
     return mha(x[0], x[0], x[0], pad, causal).output;
   });
@@ -111,7 +143,7 @@ BOOST_AUTO_TEST_CASE(multi_head_attention_tiled) {
   nn::TransformerEncoderLayer enc({.d_model = 8, .num_heads = 2, .dim_feedforward = 16, .dropout = 0.0,
                                    .attention = nn::AttentionImpl::tiled}, gen);
   check_module("EncoderLayer tiled", enc, {input({2, 6, 8}, 16)}, [&](const auto& x) {
-    return enc.forward(x[0], nn::causal_mask(6, f64), nn::padding_mask({6, 4}, 6, f64));
+    return enc.forward(x[0], nn::causal_mask(6), nn::padding_mask({6, 4}, 6));
   });
 }
 
@@ -122,11 +154,11 @@ BOOST_AUTO_TEST_CASE(transformer_layers_pre_and_post_ln) {
     nn::TransformerEncoderLayer enc(o, gen);
     const std::string tag = pre ? " pre-LN" : " post-LN";
     check_module("EncoderLayer" + tag, enc, {input({2, 4, 8}, 16)}, [&](const auto& x) {
-      return enc.forward(x[0], {}, nn::padding_mask({4, 3}, 4, f64));
+      return enc.forward(x[0], {}, nn::padding_mask({4, 3}, 4));
     });
     nn::TransformerDecoderLayer dec(o, gen);
     check_module("DecoderLayer" + tag, dec, {input({2, 3, 8}, 17), input({2, 4, 8}, 18)}, [&](const auto& x) {
-      return dec.forward(x[0], x[1], nn::causal_mask(3, f64));
+      return dec.forward(x[0], x[1], nn::causal_mask(3));
     });
   }
 }
@@ -222,7 +254,7 @@ BOOST_AUTO_TEST_CASE(tiled_attention_equals_naive_in_a_layer) {
     layer.self_attn->impl = tiled ? nn::AttentionImpl::tiled : nn::AttentionImpl::naive;
     layer.zero_grad();
     const Tensor xi = x.detach().requires_grad_();
-    const Tensor y = layer.forward(xi, nn::causal_mask(37, f64), nn::padding_mask({37, 20, 5}, 37, f64));
+    const Tensor y = layer.forward(xi, nn::causal_mask(37), nn::padding_mask({37, 20, 5}, 37));
     ag::sum(y * y).backward();
     got[tiled].push_back(y.to_vector());
     got[tiled].push_back(xi.grad().to_vector());

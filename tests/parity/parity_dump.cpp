@@ -58,6 +58,12 @@ struct Ins {
     auto it = t.find(k);
     return it == t.end() ? Tensor() : it->second;
   }
+  // A mask input, saved as 0/1 float64 in the file: as the boolean mask it is (torch: x != 0);
+  // none when absent. A float mask (added) is passed as the Tensor itself: get(k).
+  ag::AttentionMask mask(const std::string& k) const {
+    const Tensor m = get(k);
+    return m.defined() ? ag::AttentionMask(ag::Mask::nonzero(m)) : ag::AttentionMask();
+  }
   const ag::Indices& ids(const std::string& k) const {
     auto it = idx.find(k);
     if (it == idx.end()) ag::fail("parity_dump: no index input '", k, "'");
@@ -109,7 +115,13 @@ Tensor mask01(const Shape& s, ag::Generator& g, double p_one = 0.4) {
   return m;
 }
 Tensor of(std::vector<double> v, const Shape& s) { return ag::tensor(v, s, {ag::f64}); }
-Tensor causal(std::size_t T) { return nn::causal_mask(T, ag::f64); }
+// A Mask as the 0/1 float64 tensor the file holds (torch reads it back as x != 0).
+Tensor zero_one(const ag::Mask& m) {
+  std::vector<double> v(m.numel());
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = m[i] ? 1.0 : 0.0;
+  return ag::tensor(v, m.shape(), {ag::f64});
+}
+Tensor causal(std::size_t T) { return zero_one(nn::causal_mask(T)); }
 
 Tensor indices_tensor(const ag::Indices& ids) {
   std::vector<double> v(ids.values.begin(), ids.values.end());
@@ -222,11 +234,14 @@ Built build_module(const json& c, ag::Generator& gen) {
                                                       c.value("impl", "naive") == "tiled" ? nn::AttentionImpl::tiled
                                                                                          : nn::AttentionImpl::naive,
                                                       c.value("bias", true));
-    return {l, [l](const Ins& in) {
+    const bool float_attn_mask = c.value("torch_mask", "") == "float";
+    return {l, [l, float_attn_mask](const Ins& in) {
               const Tensor q = in["query"];
               const Tensor k = in.get("key").defined() ? in["key"] : q;
               const Tensor v = in.get("value").defined() ? in["value"] : k;
-              nn::AttentionOutput a = (*l)(q, k, v, in.get("key_padding_mask"), in.get("attn_mask"));
+              // torch_mask "float": the attn_mask is a float mask (added), as torch is given it
+              const ag::AttentionMask am = float_attn_mask ? ag::AttentionMask(in.get("attn_mask")) : in.mask("attn_mask");
+              nn::AttentionOutput a = (*l)(q, k, v, in.mask("key_padding_mask"), am);
               Named out{{"output", a.output}};
               if (a.weights.defined()) out.push_back({"weights", a.weights});
               return out;
@@ -238,20 +253,20 @@ Built build_module(const json& c, ag::Generator& gen) {
     if (m == "TransformerEncoderLayer") {
       auto l = std::make_shared<nn::TransformerEncoderLayer>(o, gen);
       return {l, [l](const Ins& in) {
-                return Named{{"y", l->forward(in["src"], in.get("src_mask"), in.get("src_key_padding_mask"))}};
+                return Named{{"y", l->forward(in["src"], in.mask("src_mask"), in.mask("src_key_padding_mask"))}};
               }};
     }
     auto l = std::make_shared<nn::TransformerEncoder>(o, c.at("layers"), gen, final_norm);
     return {l, [l](const Ins& in) {
-              return Named{{"y", l->forward(in["src"], in.get("src_mask"), in.get("src_key_padding_mask"))}};
+              return Named{{"y", l->forward(in["src"], in.mask("src_mask"), in.mask("src_key_padding_mask"))}};
             }};
   }
   if (m == "TransformerDecoderLayer" || m == "TransformerDecoder") {
     const nn::TransformerOptions o = transformer_options(c);
     const std::optional<bool> final_norm = c.contains("final_norm") ? std::optional<bool>(c.at("final_norm").get<bool>()) : std::nullopt;
     auto run = [](auto& l, const Ins& in) {
-      return Named{{"y", l->forward(in["tgt"], in["memory"], in.get("tgt_mask"), in.get("tgt_key_padding_mask"),
-                                    in.get("memory_key_padding_mask"))}};
+      return Named{{"y", l->forward(in["tgt"], in["memory"], in.mask("tgt_mask"), in.mask("tgt_key_padding_mask"),
+                                    in.mask("memory_key_padding_mask"))}};
     };
     if (m == "TransformerDecoderLayer") {
       auto l = std::make_shared<nn::TransformerDecoderLayer>(o, gen);
@@ -263,7 +278,7 @@ Built build_module(const json& c, ag::Generator& gen) {
   if (m == "AdditiveAttention") {
     auto l = std::make_shared<nn::AdditiveAttention>(c.at("query_dim"), c.at("key_dim"), c.at("hidden"), gen);
     return {l, [l](const Ins& in) {
-              nn::AttentionOutput a = l->forward(in["query"], in["keys"], in["values"], in.get("key_padding_mask"));
+              nn::AttentionOutput a = l->forward(in["query"], in["keys"], in["values"], in.mask("key_padding_mask"));
               return Named{{"context", a.output}, {"weights", a.weights}};
             }};
   }
@@ -397,17 +412,17 @@ class Dumper {
   json manifest_ = json::array();
 };
 
-const std::string XF_MASK = "issue 13 section 3, Masks: a float mask blocks where nonzero; torch adds it to the scores";
 const std::string XF_GELU = "issue 13 section 3, GELU: attnlab's gelu is the tanh form; torch's default is the exact erf form";
 const std::string XF_LSTM_BIAS = "issue 13 section 3, LSTM biases: the forget-gate slices start at exactly 0";
-const std::string XF_SCHEDULE = "issue 13 section 3, Schedules: the first update uses lr(1); torch's loop uses lr(0)";
+const std::string XF_SCHEDULE =
+    "attnlab's choice: a schedule's first update uses lr(1) (documented in nn/optim.hpp); torch's opt.step(); sched.step() loop uses lr(0)";
 const std::string XF_SINUS = "issue 13 section 3, Sinusoidal table precision: the table is float32 in float64 models";
 const std::string XF_BLOCKED_ROW =
-    "not in issue 13: a query whose every key is blocked gets zero weights in attnlab (documented in ops.hpp), NaN in torch";
+    "attnlab's choice: a query whose every key is blocked gets zero weights in attnlab (documented in ops.hpp), NaN in torch";
 const std::string XF_MAX_TIES =
-    "not in issue 13: max(x) sends the gradient to the first maximal element (documented in ops.hpp); torch's max() shares it evenly among ties";
+    "attnlab's choice: max(x) sends the gradient to the first maximal element (documented in ops.hpp); torch's max() shares it evenly among ties";
 const std::string XF_CE_IGNORED =
-    "not in issue 13: cross_entropy's mean over zero counted targets is 0 (commented in ops_nn.cpp); torch gives NaN";
+    "attnlab's choice: cross_entropy's mean over zero counted targets is 0 (commented in ops_nn.cpp); torch gives NaN";
 
 // ---- op cases --------------------------------------------------------------------------------------
 void op_cases(Dumper& d) {
@@ -436,7 +451,7 @@ void op_cases(Dumper& d) {
     const std::string name = "op/masked_fill/" + ag::shape_str(sx) + "," + ag::shape_str(sm);
     ag::Generator g(seed_of(name));
     d.op(name, "masked_fill", {{"value", -3.25}}, {{"x", uniform(sx, g)}, {"mask", mask01(sm, g, 0.5)}}, {"x"},
-         [](const Ins& x) { return Named{{"y", ag::masked_fill(x["x"], x["mask"], -3.25)}}; });
+         [](const Ins& x) { return Named{{"y", ag::masked_fill(x["x"], x.mask("mask").blocked, -3.25)}}; });
   }
 
   // scalar forms
@@ -775,24 +790,27 @@ void op_cases(Dumper& d) {
     const Tensor q = uniform({B, H, Tq, D}, g), k = uniform({B, H, Tk, D}, g), v = uniform({B, H, Tk, 3}, g);
     Tensor kpm = ag::zeros({B, 1, 1, Tk}, {ag::f64});
     kpm.data<double>()(1, 0, 0, 4) = kpm.data<double>()(1, 0, 0, 5) = 1;  // batch 1: the last two keys padded
-    const Tensor cmask = nn::causal_mask(Tk, ag::f64);  // [6, 6]; queries 5 use the first 5 rows
+    const Tensor cmask = causal(Tk);  // [6, 6]; queries 5 use the first 5 rows
     const Tensor cm = ag::slice(cmask, 0, 0, Tq).detach();
     d.op("op/attention_weights/no_mask", "attention_weights", {{"scale", 0.0}, {"mask", "none"}}, {{"q", q}, {"k", k}}, {"q", "k"},
          [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"])}}; });
     d.op("op/attention_weights/scale_padding", "attention_weights", {{"scale", 0.7}, {"mask", "bool"}}, {{"q", q}, {"k", k}, {"mask", kpm}},
-         {"q", "k"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"], 0.7)}}; });
+         {"q", "k"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x.mask("mask"), 0.7)}}; });
     d.op("op/attention_weights/causal", "attention_weights", {{"scale", 0.0}, {"mask", "bool"}}, {{"q", q}, {"k", k}, {"mask", cm}},
-         {"q", "k"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; });
-    // a float mask: torch adds it to the scores (known difference)
-    const Tensor fm = uniform({Tq, Tk}, g, -1, 1);
+         {"q", "k"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x.mask("mask"))}}; });
+    // a float mask: added to the scores, with its gradient (broadcast [Tq, Tk] and per batch [B, 1, 1, Tk])
+    const Tensor fm = uniform({Tq, Tk}, g, -1, 1), fkpm = uniform({B, 1, 1, Tk}, g, -2, 2);
     d.op("op/attention_weights/float_mask_added", "attention_weights", {{"scale", 0.0}, {"mask", "float"}}, {{"q", q}, {"k", k}, {"mask", fm}},
-         {"q", "k"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; }, XF_MASK);
+         {"q", "k", "mask"}, [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; });
+    d.op("op/attention_weights/float_mask_per_batch", "attention_weights", {{"scale", 0.0}, {"mask", "float"}},
+         {{"q", q}, {"k", k}, {"mask", fkpm}}, {"q", "k", "mask"},
+         [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; });
     // one query row with every key blocked
     Tensor rowmask = ag::zeros({Tq, Tk}, {ag::f64});
     for (std::size_t j = 0; j < Tk; ++j) rowmask.data<double>()(2, j) = 1;
     d.op("op/attention_weights/fully_blocked_row", "attention_weights", {{"scale", 0.0}, {"mask", "bool"}},
          {{"q", q}, {"k", k}, {"mask", rowmask}}, {"q", "k"},
-         [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x["mask"])}}; }, XF_BLOCKED_ROW);
+         [](const Ins& x) { return Named{{"w", ag::attention_weights(x["q"], x["k"], x.mask("mask"))}}; }, XF_BLOCKED_ROW);
     for (std::size_t block : {64, 2}) {
       const std::string b = "/block" + std::to_string(block);
       d.op("op/tiled_attention/no_mask" + b, "tiled_attention", {{"scale", 0.0}, {"causal", false}, {"mask", "none"}},
@@ -800,7 +818,11 @@ void op_cases(Dumper& d) {
            [block](const Ins& x) { return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], {}, {.block = block})}}; });
       d.op("op/tiled_attention/padding_scale" + b, "tiled_attention", {{"scale", 0.6}, {"causal", false}, {"mask", "bool"}},
            {{"q", q}, {"k", k}, {"v", v}, {"mask", kpm}}, {"q", "k", "v"}, [block](const Ins& x) {
-             return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], x["mask"], {.scale = 0.6, .block = block})}};
+             return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], x.mask("mask"), {.scale = 0.6, .block = block})}};
+           });
+      d.op("op/tiled_attention/float_mask_causal" + b, "tiled_attention", {{"scale", 0.0}, {"causal", true}, {"mask", "float"}},
+           {{"q", q}, {"k", k}, {"v", v}, {"mask", fm}}, {"q", "k", "v", "mask"}, [block](const Ins& x) {
+             return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], x["mask"], {.causal = true, .block = block})}};
            });
       d.op("op/tiled_attention/causal" + b, "tiled_attention", {{"scale", 0.0}, {"causal", true}, {"mask", "none"}},
            {{"q", q}, {"k", k}, {"v", v}}, {"q", "k", "v"}, [block](const Ins& x) {
@@ -818,7 +840,7 @@ void op_cases(Dumper& d) {
     }
     d.op("op/scaled_dot_product_attention/padding", "sdpa", {{"scale", 0.0}, {"mask", "bool"}},
          {{"q", q}, {"k", k}, {"v", v}, {"mask", kpm}}, {"q", "k", "v"}, [](const Ins& x) {
-           nn::AttentionOutput a = nn::scaled_dot_product_attention(x["q"], x["k"], x["v"], x["mask"]);
+           nn::AttentionOutput a = nn::scaled_dot_product_attention(x["q"], x["k"], x["v"], x.mask("mask"));
            return Named{{"y", a.output}, {"w", a.weights}};
          });
   }
@@ -917,11 +939,18 @@ void module_cases(Dumper& d) {
       cf["torch_mask"] = "float";
       d.module("module/MultiheadAttention/float_neg_inf_causal_mask", cf, {{"query", x}, {"attn_mask", m}, {"key_padding_mask", kpm_self}}, {"query"});
     }
-    // a 0/1 float causal mask: torch adds it (known difference); and a float bias mask
+    // float masks are added, with their gradient: a bias, and ALiBi's (-slope * distance, -inf on the future).
+    // (A 0/1 float mask, which torch adds too, is refused by attnlab as ambiguous: tests/nn/test_modules.cpp.)
     json cf = c;
     cf["torch_mask"] = "float";  // torch is given the same float tensor
-    d.module("module/MultiheadAttention/float_causal_mask_added", cf, {{"query", x}, {"attn_mask", causal(T)}}, {"query"}, XF_MASK);
-    d.module("module/MultiheadAttention/float_bias_mask_added", cf, {{"query", x}, {"attn_mask", uniform({T, T}, g, -1, 1)}}, {"query"}, XF_MASK);
+    d.module("module/MultiheadAttention/float_bias_mask_added", cf, {{"query", x}, {"attn_mask", uniform({T, T}, g, -1, 1)}},
+             {"query", "attn_mask"});
+    Tensor alibi = ag::zeros({T, T}, {ag::f64});
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < T; ++j)
+        alibi.data<double>()(i, j) = j > i ? -std::numeric_limits<double>::infinity() : -0.5 * double(i - j);
+    d.module("module/MultiheadAttention/float_alibi_mask_with_padding", cf, {{"query", x}, {"attn_mask", alibi}, {"key_padding_mask", kpm_self}},
+             {"query"});
   }
   // Transformer layers and stacks
   {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "ag/mask.hpp"
 #include "ag/tensor.hpp"
 
 namespace ag {
@@ -20,7 +21,9 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& a, const Tensor& b);
 // cond != 0 picks a, else b; cond carries no gradient.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
-// x with value wherever mask != 0 (mask broadcasts to x; no gradient flows to filled places).
+// x with value wherever mask is true (PyTorch's masked_fill with a bool mask) or, for a Tensor
+// mask, nonzero. mask broadcasts to x; no gradient flows to filled places.
+Tensor masked_fill(const Tensor& x, const Mask& mask, double value);
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 
 // ---- element-wise with a scalar ----------------------------------------------------------
@@ -122,25 +125,28 @@ Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction = 
 
 // ---- attention -----------------------------------------------------------------------------
 // softmax(q k^T * scale + mask) over the keys, in one op: the attention weights [..., Tq, Tk].
-// The same as softmax(masked_fill(matmul(q * scale, transpose(k)), mask, -inf)) without keeping
-// the scores (only the weights, which backward needs); its backward works one [Tq, Tk] slice at
-// a time. q: [..., Tq, d], k: [..., Tk, d] with equal batch dims; mask as for tiled_attention
-// below; scale 0 -> 1/sqrt(d). A row with every key blocked gets zero weights.
-Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask = Tensor(), double scale = 0);
+// The same as softmax(masked_fill(matmul(q * scale, transpose(k)) + bias, blocked, -inf)) without
+// keeping the scores (only the weights, which backward needs); its backward works one [Tq, Tk]
+// slice at a time. q: [..., Tq, d], k: [..., Tk, d] with equal batch dims; mask as for
+// tiled_attention below; scale 0 -> 1/sqrt(d). A row with every key blocked gets zero weights.
+Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& mask = {}, double scale = 0);
 
 // softmax(q k^T * scale + mask) v without ever holding the [..., Tq, Tk] matrix of weights: keys
 // are visited block by block with an online softmax (FlashAttention), forward and backward.
 // q: [..., Tq, d], k: [..., Tk, d], v: [..., Tk, dv] -> [..., Tq, dv]; the batch dims "..."
-// (e.g. [B, H]) must be equal. mask (optional, any dtype): nonzero = blocked, broadcastable to
-// [..., Tq, Tk] (e.g. key padding [B, 1, 1, Tk], or [Tq, Tk]); it gets no gradient. causal blocks
-// key j > query i. A query row with every key blocked gives output 0 and zero gradients (no NaN).
-// Saved for backward: the output and each row's log-sum-exp [..., Tq]; extra memory O(block * T).
+// (e.g. [B, H]) must be equal. mask (optional; PyTorch's rule, ag/mask.hpp): an ag::Mask blocks
+// where true, a float Tensor is added to the scores and gets a gradient; either broadcasts to
+// [..., Tq, Tk] (e.g. key padding [B, 1, 1, Tk], or [Tq, Tk]). causal blocks key j > query i.
+// A query row with every key blocked gives output 0 and zero gradients (no NaN).
+// Errors: shapes that do not fit, a mask that does not broadcast, a float mask of only 0s and 1s
+// (ambiguous: see AttentionMask), block 0, a scale that is not finite.
+// Saved for backward: the output and each row's max and log-sum [..., Tq]; extra memory O(block * T).
 struct TiledAttentionOptions {
   double scale = 0;        // 0 -> 1/sqrt(d)
   bool causal = false;     // block key j > query i (top-left aligned when Tq != Tk)
   std::size_t block = 64;  // queries and keys per tile
 };
-Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = Tensor(),
+Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
                        TiledAttentionOptions o = {});
 
 // ---- operators ---------------------------------------------------------------------------

@@ -5,9 +5,12 @@
 //   3) blocks with residuals and norms (transformer.hpp), 4) stacks.
 // Shape legend: B batch, H heads, Tq queries, Tk keys, D model width, d = D / H per head.
 //
-// Masks: a mask holds 1 (or any non-zero) where attention is NOT allowed and 0 where it is;
-// it broadcasts against the scores [..., Tq, Tk]. Blocked scores become -inf before the
-// softmax, so they get exactly zero weight (a row with nothing allowed gets all zeros).
+// Masks (PyTorch's rule; ag/mask.hpp): an ag::Mask is true where attention is NOT allowed: the
+// score becomes -inf before the softmax and gets exactly zero weight (a row with nothing allowed
+// gets all zeros). A float Tensor is ADDED to the scores (a bias: ALiBi, relative positions,
+// learned; -inf in it blocks too), and gets a gradient. Both broadcast against the scores
+// [..., Tq, Tk]. A float mask of only 0s and 1s is refused as ambiguous (ag::Error): pass
+// ag::Mask::nonzero(t) to block where t is 1.
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 
@@ -18,15 +21,17 @@ struct AttentionOutput {
   Tensor weights;  // [..., Tq, Tk], rows sum to 1
 };
 
-// softmax(q k^T * scale + mask) v.  q: [..., Tq, d], k: [..., Tk, d], v: [..., Tk, dv].
-// scale defaults to 1/sqrt(d) (pass scale = 1 to see the softmax saturate, lesson 09).
-AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = {},
-                                             double scale = 0.0);
+// softmax(q k^T * scale + mask) v (Vaswani et al. 2017, eq. 1).  q: [..., Tq, d], k: [..., Tk, d],
+// v: [..., Tk, dv]; the batch dims of q and k broadcast. scale defaults to 1/sqrt(d) (pass
+// scale = 1 to see the softmax saturate, lesson 09). Errors: shapes that do not fit, a mask that
+// does not broadcast to [..., Tq, Tk], an ambiguous float mask.
+AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const ag::AttentionMask& mask = {}, double scale = 0.0);
 
-// [T, T] with 1 above the diagonal: position t may attend to 0..t only.
-Tensor causal_mask(std::size_t T, ag::Dtype dtype = ag::f32);
-// [B, T] with 1 at padded positions t >= lengths[b].
-Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::Dtype dtype = ag::f32);
+// [T, T], true above the diagonal: position t may attend to 0..t only.
+ag::Mask causal_mask(std::size_t T);
+// [B, T], true at padded positions t >= lengths[b].
+ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T);
 
 // How MultiHeadAttention computes softmax(q k^T / sqrt(d) + mask) v:
 //   naive: the whole [B, H, Tq, Tk] matrix of weights, kept for backward and returned (time and
@@ -34,8 +39,8 @@ Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, ag::
 //   tiled: ag::tiled_attention, an online softmax over blocks of keys (FlashAttention): the same
 //          output, memory that grows as T; no weights are returned, and attention dropout is not
 //          supported (its forward fails in training mode when dropout > 0). Masks are read at their
-//          own shape; given both, MultiHeadAttention adds the key padding mask and attn_mask into
-//          one [B, 1, Tq, Tk] mask first: T^2 again, one byte per entry kept for backward.
+//          own shape; given both, MultiHeadAttention combines the key padding mask and attn_mask
+//          into one [B, 1, Tq, Tk] mask first: T^2 again (one byte per entry for a Mask).
 enum class AttentionImpl { naive, tiled };
 
 // Multi-head attention (Vaswani et al. 2017), PyTorch's names and layout:
@@ -47,11 +52,13 @@ class MultiHeadAttention : public Module {
   MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double dropout = 0.0,
                      AttentionImpl impl = AttentionImpl::naive, bool bias = true);
   // query: [B, Tq, D], key/value: [B, Tk, D]. key_padding_mask: [B, Tk]; attn_mask: [Tq, Tk]
-  // (or anything broadcasting to [B, H, Tq, Tk]). Weights returned per head: [B, H, Tq, Tk]
-  // (undefined with AttentionImpl::tiled).
+  // (or anything broadcasting to [B, H, Tq, Tk]); each an ag::Mask (true = blocked) or a float
+  // Tensor (added), as PyTorch's. Weights returned per head: [B, H, Tq, Tk] (undefined with
+  // AttentionImpl::tiled). Errors: shapes that do not fit, an ambiguous float mask.
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                          const Tensor& key_padding_mask = {}, const Tensor& attn_mask = {});
-  AttentionOutput operator()(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& kpm = {}, const Tensor& am = {}) {
+                          const ag::AttentionMask& key_padding_mask = {}, const ag::AttentionMask& attn_mask = {});
+  AttentionOutput operator()(const Tensor& q, const Tensor& k, const Tensor& v, const ag::AttentionMask& kpm = {},
+                             const ag::AttentionMask& am = {}) {
     return forward(q, k, v, kpm, am);
   }
   std::string describe() const override;
@@ -73,11 +80,13 @@ class AdditiveAttention : public Module {
   AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden_dim, ag::Generator& gen);
   // W_k k for every key, once per sequence (decoders reuse it at every step): [B, S, hidden].
   Tensor project_keys(const Tensor& keys) const;
-  // query: [B, Dq], projected_keys: [B, S, hidden], values: [B, S, Dv], key_padding_mask: [B, S].
-  // -> context [B, Dv], weights [B, S].
+  // query: [B, Dq], projected_keys: [B, S, hidden], values: [B, S, Dv], key_padding_mask: [B, S]
+  // (an ag::Mask, true = padded, or a float Tensor added to the scores). -> context [B, Dv],
+  // weights [B, S].
   AttentionOutput attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
-                         const Tensor& key_padding_mask = {}) const;
-  AttentionOutput forward(const Tensor& query, const Tensor& keys, const Tensor& values, const Tensor& key_padding_mask = {}) const {
+                         const ag::AttentionMask& key_padding_mask = {}) const;
+  AttentionOutput forward(const Tensor& query, const Tensor& keys, const Tensor& values,
+                          const ag::AttentionMask& key_padding_mask = {}) const {
     return attend(query, project_keys(keys), values, key_padding_mask);
   }
   std::string describe() const override;

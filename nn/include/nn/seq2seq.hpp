@@ -66,7 +66,8 @@ class Seq2Seq : public Module {
 
  private:
   struct Encoded {
-    Tensor states, projected_keys, final_state, pad_mask;  // states: [B, S, H], or [B, S, 2H] bidirectional
+    Tensor states, projected_keys, final_state;  // states: [B, S, H], or [B, S, 2H] bidirectional
+    ag::Mask pad_mask;                            // [B, S], true at padding
   };
   Encoded encode(const ag::Indices& src, std::int64_t pad_id) const;
   Encoded encode_bidirectional(const ag::Indices& src, std::int64_t pad_id) const;

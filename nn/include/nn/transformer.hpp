@@ -25,8 +25,9 @@ struct TransformerOptions {
 class TransformerEncoderLayer : public Module {
  public:
   TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen);
-  // src: [B, S, D]; src_mask: [S, S]; src_key_padding_mask: [B, S]
-  Tensor forward(const Tensor& src, const Tensor& src_mask = {}, const Tensor& src_key_padding_mask = {});
+  // src: [B, S, D]; src_mask: [S, S]; src_key_padding_mask: [B, S]. Masks: ag::Mask blocks where
+  // true, a float Tensor is added (nn/attention.hpp).
+  Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {});
   std::string describe() const override;
   Tensor last_attention() const { return attention_; }  // [B, H, S, S] from the last forward (naive attention only)
 
@@ -44,9 +45,10 @@ class TransformerEncoderLayer : public Module {
 class TransformerDecoderLayer : public Module {
  public:
   TransformerDecoderLayer(const TransformerOptions& o, ag::Generator& gen);
-  // tgt: [B, T, D], memory: [B, S, D]; tgt_mask: [T, T] (causal); *_key_padding_mask: [B, T] / [B, S]
-  Tensor forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask = {},
-                 const Tensor& tgt_key_padding_mask = {}, const Tensor& memory_key_padding_mask = {});
+  // tgt: [B, T, D], memory: [B, S, D]; tgt_mask: [T, T] (causal); *_key_padding_mask: [B, T] / [B, S].
+  // Masks: ag::Mask blocks where true, a float Tensor is added (nn/attention.hpp).
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const ag::AttentionMask& tgt_mask = {},
+                 const ag::AttentionMask& tgt_key_padding_mask = {}, const ag::AttentionMask& memory_key_padding_mask = {});
   std::string describe() const override;
   Tensor last_self_attention() const { return self_attention_; }    // [B, H, T, T]
   Tensor last_cross_attention() const { return cross_attention_; }  // [B, H, T, S]
@@ -69,7 +71,7 @@ class TransformerDecoderLayer : public Module {
 class TransformerEncoder : public Module {
  public:
   TransformerEncoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen, std::optional<bool> final_norm = {});
-  Tensor forward(const Tensor& src, const Tensor& src_mask = {}, const Tensor& src_key_padding_mask = {});
+  Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {});
   std::string describe() const override;
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
   std::shared_ptr<LayerNorm> norm;  // null without a final norm
@@ -78,8 +80,8 @@ class TransformerEncoder : public Module {
 class TransformerDecoder : public Module {
  public:
   TransformerDecoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen, std::optional<bool> final_norm = {});
-  Tensor forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask = {},
-                 const Tensor& tgt_key_padding_mask = {}, const Tensor& memory_key_padding_mask = {});
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const ag::AttentionMask& tgt_mask = {},
+                 const ag::AttentionMask& tgt_key_padding_mask = {}, const ag::AttentionMask& memory_key_padding_mask = {});
   std::string describe() const override;
   std::vector<std::shared_ptr<TransformerDecoderLayer>> layers;
   std::shared_ptr<LayerNorm> norm;
@@ -108,7 +110,7 @@ class TransformerSeq2Seq : public Module {
   std::size_t d_model_;
 };
 
-// [B, T] mask with 1 where ids == pad_id (undefined tensor when pad_id < 0).
-Tensor pad_mask_from_ids(const ag::Indices& ids, std::int64_t pad_id);
+// [B, T], true where ids == pad_id (an undefined Mask when pad_id < 0).
+ag::Mask pad_mask_from_ids(const ag::Indices& ids, std::int64_t pad_id);
 
 }  // namespace nn
