@@ -78,6 +78,8 @@ struct Plan {
   BroadcastView blocked_at;
   bool has_bias = false;    // the bias is the op's last input (converted to q's dtype)
   BroadcastView bias_at;
+  std::vector<double> alibi_slope;  // per slice (the slope of its head); empty without ALiBi
+  bool alibi_symmetric = false;
 
   std::size_t tile_q() const { return std::min(block, Tq); }
   std::size_t tile_k() const { return std::min(block, Tk); }
@@ -98,6 +100,14 @@ void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K,
       const T* br = bias + p.bias_at.at(slice, i0 + i, j0);
       for (std::size_t j = 0; j < bk; ++j) S[i * bk + j] += br[std::ptrdiff_t(j) * p.bias_at.col];
     }
+  if (!p.alibi_slope.empty()) {  // -m (i - j), or -m |i - j|: computed here, never stored
+    const double m = p.alibi_slope[slice];
+    for (std::size_t i = 0; i < bq; ++i)
+      for (std::size_t j = 0; j < bk; ++j) {
+        const double dist = double(i0 + i) - double(j0 + j);
+        S[i * bk + j] += T(-m * (p.alibi_symmetric ? std::abs(dist) : dist));
+      }
+  }
   if (p.causal)
     for (std::size_t i = 0; i < bq; ++i) {
       const std::size_t first_blocked = i0 + i + 1;  // keys j > i are in the future
@@ -245,6 +255,14 @@ Tensor make_plan(Plan& p, const char* op, const Tensor& q, const Tensor& k, cons
   p.slices = shape_numel(batch);
   p.block = o.block;
   p.causal = o.causal;
+  if (!o.alibi_slopes.empty()) {
+    if (batch.empty() || batch.back() != o.alibi_slopes.size())
+      fail(op, ": ", o.alibi_slopes.size(), " ALiBi slopes, one per head, but the last batch dim of q is ",
+           batch.empty() ? std::string("missing") : std::to_string(batch.back()), " (", shapes_of(q, k, v_in), ")");
+    p.alibi_slope.resize(p.slices);
+    for (std::size_t s = 0; s < p.slices; ++s) p.alibi_slope[s] = o.alibi_slopes[s % o.alibi_slopes.size()];
+    p.alibi_symmetric = o.alibi_symmetric;
+  }
   p.scale = o.scale != 0.0 ? o.scale : p.d ? 1.0 / std::sqrt(double(p.d)) : 1.0;
 
   Shape scores = batch;  // [..., Tq, Tk]: what a mask must broadcast to, without growing it

@@ -53,6 +53,33 @@ ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T) {
   return ag::Mask({lengths.size(), T}, std::move(m));
 }
 
+std::vector<double> alibi_slopes(std::size_t H) {
+  if (H == 0) ag::fail("alibi_slopes: needs at least one head");
+  auto power_of_two = [](std::size_t n) {  // 2^(-8/n), 2^(-16/n), ..., 2^(-8)
+    std::vector<double> m(n);
+    for (std::size_t h = 0; h < n; ++h) m[h] = std::exp2(-8.0 * double(h + 1) / double(n));
+    return m;
+  };
+  std::size_t n = 1;
+  while (2 * n <= H) n *= 2;
+  std::vector<double> m = power_of_two(n);
+  const std::vector<double> twice = power_of_two(2 * n);
+  for (std::size_t h = 0; m.size() < H; h += 2) m.push_back(twice[h]);
+  return m;
+}
+
+Tensor alibi_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric, ag::Dtype dtype) {
+  const std::size_t H = slopes.size();
+  std::vector<double> b(H * Tq * Tk);
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < Tq; ++i)
+      for (std::size_t j = 0; j < Tk; ++j) {
+        const double dist = double(i) - double(j);
+        b[(h * Tq + i) * Tk + j] = -slopes[h] * (symmetric ? std::abs(dist) : dist);
+      }
+  return ag::tensor(b, {H, Tq, Tk}, {dtype});
+}
+
 // ---- MultiHeadAttention -----------------------------------------------------------------------
 MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double p,
                                        AttentionImpl attention_impl, bool bias)
@@ -101,6 +128,7 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is. Blocking parts are
   // or-ed, float parts added (PyTorch adds a bool mask as -inf: the same result).
   ag::AttentionMask mask = attn_mask;
+  if (attn_mask.bias.defined()) ag::check_float_mask(describe().c_str(), attn_mask.bias);  // before any sum hides it
   const ag::Shape kpm_shape{B, 1, 1, Tk};
   if (key_padding_mask.blocked.defined()) {
     if (key_padding_mask.blocked.shape() != ag::Shape{B, Tk})
@@ -115,13 +143,21 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     mask.bias = mask.bias.defined() ? ag::add(kpm, mask.bias.to(kpm.dtype())) : kpm;
   }
   const Tensor vh = heads(v, Tk);
+  Tensor qh = heads(q, Tq), kh = heads(k, Tk);
+  if (rotary) qh = ag::rope(qh, 0, rotary_base), kh = ag::rope(kh, 0, rotary_base);
   const bool drop = dropout->p() > 0 && is_training();
   AttentionOutput a;
   if (impl == AttentionImpl::tiled) {
     if (drop) ag::fail(describe(), ": tiled attention has no weights to drop out; use dropout 0 or AttentionImpl::naive in training");
-    a.output = ag::tiled_attention(heads(q, Tq), heads(k, Tk), vh, mask);
+    ag::TiledAttentionOptions o;
+    if (alibi) o.alibi_slopes = alibi_slopes(H), o.alibi_symmetric = alibi_symmetric;
+    a.output = ag::tiled_attention(qh, kh, vh, mask, o);
   } else {
-    a = scaled_dot_product_attention(heads(q, Tq), heads(k, Tk), vh, mask);
+    if (alibi) {  // [H, Tq, Tk], broadcast over the batch, added to any float mask
+      const Tensor b = alibi_bias(alibi_slopes(H), Tq, Tk, alibi_symmetric, qh.dtype());
+      mask.bias = mask.bias.defined() ? ag::add(mask.bias.to(b.dtype()), b) : b;
+    }
+    a = scaled_dot_product_attention(qh, kh, vh, mask);
     if (drop) a.output = ag::matmul((*dropout)(a.weights), vh);  // dropout on the weights
   }
   // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
@@ -131,7 +167,8 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
 
 std::string MultiHeadAttention::describe() const {
   return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) +
-         (impl == AttentionImpl::tiled ? ", tiled" : "") + (in_proj_bias.defined() ? "" : ", bias=false") + ")";
+         (impl == AttentionImpl::tiled ? ", tiled" : "") + (in_proj_bias.defined() ? "" : ", bias=false") + (rotary ? ", rotary" : "") +
+         (alibi ? ", alibi" : "") + ")";
 }
 
 // ---- AdditiveAttention --------------------------------------------------------------------------

@@ -448,3 +448,65 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ---- ALiBi in tiled_attention (ctest -R alibi) -------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(alibi)
+
+// The same ALiBi bias, built as a float mask [H, Tq, Tk]: -m_h (i - j), or -m_h |i - j|.
+Tensor explicit_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric, Dtype dt) {
+  std::vector<double> b;
+  for (double m : slopes)
+    for (std::size_t i = 0; i < Tq; ++i)
+      for (std::size_t j = 0; j < Tk; ++j) b.push_back(-m * (symmetric ? std::abs(double(i) - double(j)) : double(i) - double(j)));
+  return tensor(b, {slopes.size(), Tq, Tk}, {dt});
+}
+
+// Computed tile by tile, ALiBi gives what the explicit bias gives, forward and backward, for
+// causal and symmetric biases, several block sizes and Tq != Tk.
+BOOST_AUTO_TEST_CASE(tiled_equals_the_explicit_bias) {
+  const std::vector<double> slopes{0.5, 0.125, 0.03125};
+  for (Dtype dt : {f32, f64})
+    for (bool symmetric : {false, true})
+      for (std::size_t block : {3, 64}) {
+        const Sizes s{{2, 3}, 7, 11, 5, 4};
+        Generator gen(51);
+        const Tensor q0 = uniform(s.q(), dt, gen), k0 = uniform(s.k(), dt, gen), v0 = uniform(s.v(), dt, gen);
+        const Tensor dout = uniform(s.with(s.Tq, s.dv), dt, gen);
+        Tensor out[2], gq[2], gk[2], gv[2];
+        for (int implicit = 0; implicit < 2; ++implicit) {
+          Tensor q = Tensor::from(q0.array(), true), k = Tensor::from(k0.array(), true), v = Tensor::from(v0.array(), true);
+          TiledAttentionOptions o{.causal = !symmetric, .block = block};
+          AttentionMask m;
+          if (implicit) o.alibi_slopes = slopes, o.alibi_symmetric = symmetric;
+          else m = explicit_bias(slopes, s.Tq, s.Tk, symmetric, dt);
+          out[implicit] = ag::tiled_attention(q, k, v, m, o);
+          out[implicit].backward(dout);
+          gq[implicit] = q.grad(), gk[implicit] = k.grad(), gv[implicit] = v.grad();
+        }
+        const double tol = dt == f64 ? 1e-13 : 1e-5;
+        BOOST_TEST_CONTEXT(dt << (symmetric ? " symmetric" : " causal") << " block " << block) {
+          BOOST_TEST(rel_diff(out[1], out[0]) <= tol);
+          BOOST_TEST(rel_diff(gq[1], gq[0]) <= tol);
+          BOOST_TEST(rel_diff(gk[1], gk[0]) <= tol);
+          BOOST_TEST(rel_diff(gv[1], gv[0]) <= tol);
+        }
+      }
+}
+
+BOOST_AUTO_TEST_CASE(gradcheck_with_alibi) {
+  gradcheck_case("alibi causal", {{2, 3}, 9, 9, 5, 4}, {},
+                 {.causal = true, .block = 4, .alibi_slopes = {0.5, 0.25, 0.125}});
+  gradcheck_case("alibi symmetric + padding", {{2, 3}, 7, 13, 5, 4}, padding_mask({13, 9}, 13),
+                 {.block = 4, .alibi_slopes = {0.5, 0.25, 0.125}, .alibi_symmetric = true});
+}
+
+BOOST_AUTO_TEST_CASE(errors) {
+  const auto t = [](const Shape& s) { return zeros(s, {f64}); };
+  expect_error([&] { ag::tiled_attention(t({2, 3, 5, 4}), t({2, 3, 5, 4}), t({2, 3, 5, 4}), {}, {.alibi_slopes = {0.5, 0.25}}); },
+               {"tiled_attention", "2 ALiBi slopes", "3", "[2,3,5,4]"});
+  expect_error([&] { ag::tiled_attention(t({5, 4}), t({5, 4}), t({5, 4}), {}, {.alibi_slopes = {0.5}}); },
+               {"tiled_attention", "ALiBi", "missing"});
+}
+
+BOOST_AUTO_TEST_SUITE_END()

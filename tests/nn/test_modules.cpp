@@ -129,6 +129,24 @@ BOOST_AUTO_TEST_CASE(multi_head_attention_float_masks) {
   }
 }
 
+// RoPE inside the layer (ctest -R rope): gradient-checked on both paths, and the two paths agree.
+BOOST_AUTO_TEST_CASE(multi_head_attention_rope) {
+  std::vector<double> out[2];
+  for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+    Generator gen(9);
+    nn::MultiHeadAttention mha(8, 2, gen, 0.0, impl);
+    mha.rotary = true;
+    const ag::Mask causal = nn::causal_mask(5);
+    const std::string tag = impl == nn::AttentionImpl::tiled ? "tiled" : "naive";
+    check_module("MHA rope " + tag + ", self causal", mha, {input({2, 5, 8}, 24)}, [&](const auto& x) {
+      return mha(x[0], x[0], x[0], {}, causal).output;
+    });
+    const Tensor x = input({2, 5, 8}, 25);
+    out[impl == nn::AttentionImpl::tiled] = mha(x, x, x, {}, causal).output.to_vector();
+  }
+  for (std::size_t i = 0; i < out[0].size(); ++i) BOOST_TEST(std::abs(out[0][i] - out[1][i]) <= 1e-13);
+}
+
 BOOST_AUTO_TEST_CASE(multi_head_attention_tiled) {
   Generator gen(6);
   nn::MultiHeadAttention mha(8, 2, gen, 0.0, nn::AttentionImpl::tiled);
@@ -567,6 +585,50 @@ BOOST_AUTO_TEST_CASE(bidirectional_relu_and_dropout_between_layers) {
   BOOST_TEST(deep(x32).output.to_vector() != a);
   BOOST_TEST(deep.named_generators().size() == 1u);
   BOOST_CHECK_THROW(nn::GRU(3, 4, gen, {.dropout = 1.0}), ag::Error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- ALiBi (ctest -R alibi) ----------------------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(alibi)
+
+BOOST_AUTO_TEST_CASE(slopes_are_the_papers) {
+  // Powers of two: 2^(-8h/H). Otherwise (the reference code): the slopes of the nearest smaller
+  // power of two n, then every other slope of 2n.
+  const std::vector<double> h8 = nn::alibi_slopes(8), h6 = nn::alibi_slopes(6), h1 = nn::alibi_slopes(1);
+  BOOST_TEST(h8 == std::vector<double>({0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625}),
+             boost::test_tools::per_element());
+  BOOST_TEST(h6 == std::vector<double>({0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125}), boost::test_tools::per_element());
+  BOOST_TEST(h1 == std::vector<double>({0.00390625}), boost::test_tools::per_element());
+  BOOST_CHECK_THROW(nn::alibi_slopes(0), ag::Error);
+}
+
+BOOST_AUTO_TEST_CASE(bias_values) {
+  const auto b = nn::alibi_bias({0.5}, 3, 3, false, f64).to_vector();  // -m (i - j)
+  BOOST_TEST(b == std::vector<double>({0, 0.5, 1, -0.5, 0, 0.5, -1, -0.5, 0}), boost::test_tools::per_element());
+  const auto s = nn::alibi_bias({0.25}, 2, 3, true, f64).to_vector();  // -m |i - j|
+  BOOST_TEST(s == std::vector<double>({0, -0.25, -0.5, -0.25, 0, -0.25}), boost::test_tools::per_element());
+}
+
+// In MultiheadAttention: naive (an explicit float mask) and tiled (per tile) agree, and both are
+// gradient-checked, causal and symmetric.
+BOOST_AUTO_TEST_CASE(multi_head_attention_alibi) {
+  for (bool symmetric : {false, true}) {
+    std::vector<double> out[2];
+    for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+      Generator gen(12);
+      nn::MultiHeadAttention mha(8, 2, gen, 0.0, impl);
+      mha.alibi = true;
+      mha.alibi_symmetric = symmetric;
+      const ag::AttentionMask m = symmetric ? ag::AttentionMask(nn::padding_mask({5, 3}, 5).reshape({2, 1, 1, 5}))
+                                            : ag::AttentionMask(nn::causal_mask(5));
+      const std::string tag = std::string(impl == nn::AttentionImpl::tiled ? "tiled" : "naive") + (symmetric ? " symmetric" : " causal");
+      check_module("MHA alibi " + tag, mha, {input({2, 5, 8}, 26)}, [&](const auto& x) { return mha(x[0], x[0], x[0], {}, m).output; });
+      const Tensor x = input({2, 5, 8}, 27);
+      out[impl == nn::AttentionImpl::tiled] = mha(x, x, x, {}, m).output.to_vector();
+    }
+    for (std::size_t i = 0; i < out[0].size(); ++i) BOOST_TEST(std::abs(out[0][i] - out[1][i]) <= 1e-13);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -27,6 +27,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -654,6 +655,13 @@ void op_cases(Dumper& d) {
     d.op("op/cross_entropy/large_offset", "cross_entropy", {{"reduction", "mean"}, {"ignore_index", -100}}, {{"logits", x}}, {"logits"},
          [](const Ins& i) { return Named{{"y", ag::cross_entropy(i["logits"], i.ids("targets"))}}; }, "",
          {{"targets", ag::Indices({2})}});
+  }
+  for (const auto& [shape, offset, base] : {std::tuple<Shape, std::size_t, double>{{2, 3, 5, 8}, 0, 10000.0},
+                                             {{2, 3, 5, 8}, 17, 10000.0}, {{7, 6}, 3, 500.0}}) {
+    const std::string name = "op/rope/" + ag::shape_str(shape) + "_offset" + std::to_string(offset);
+    ag::Generator g(seed_of(name));
+    d.op(name, "rope", {{"offset", offset}, {"base", base}}, {{"x", uniform(shape, g)}}, {"x"},
+         [offset = offset, base = base](const Ins& x) { return Named{{"y", ag::rope(x["x"], offset, base)}}; });
   }
   for (bool affine : {true, false}) {
     const std::string name = std::string("op/layer_norm/") + (affine ? "affine" : "plain");

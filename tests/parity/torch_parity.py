@@ -145,6 +145,16 @@ def _scores(x, a):
     return s
 
 
+def _rope(x, a):  # the halves pairing (GPT-NeoX, Llama, Hugging Face's rotate_half)
+    d, t = x.shape[-1], x.shape[-2]
+    pos = torch.arange(a["offset"], a["offset"] + t, dtype=torch.float64)
+    theta = a["base"] ** (-2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
+    angle = pos[:, None] * theta[None, :]
+    c, s = angle.cos(), angle.sin()
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([x1 * c - x2 * s, x1 * s + x2 * c], -1)
+
+
 def _tiled(x, a):
     s = _scores(x, a)
     if a["causal"]:
@@ -197,6 +207,7 @@ OPS = {
     "pow": Y(lambda x, i, a: torch.pow(x["a"], x["b"])),
     "where": Y(lambda x, i, a: torch.where(x["cond"] != 0, x["a"], x["b"])),
     "masked_fill": Y(lambda x, i, a: x["x"].masked_fill(x["mask"] != 0, a["value"])),
+    "rope": Y(lambda x, i, a: _rope(x["x"], a)),
     "add_scalar": Y(lambda x, i, a: x["a"] + a["s"]),
     "mul_scalar": Y(lambda x, i, a: x["a"] * a["s"]),
     "rsub_scalar": Y(lambda x, i, a: a["s"] - x["a"]),

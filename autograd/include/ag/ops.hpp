@@ -145,9 +145,23 @@ struct TiledAttentionOptions {
   double scale = 0;        // 0 -> 1/sqrt(d)
   bool causal = false;     // block key j > query i (top-left aligned when Tq != Tk)
   std::size_t block = 64;  // queries and keys per tile
+  // ALiBi (Press et al. 2022): adds -m_h * (i - j) to the score of query i for key j in head h
+  // (-m_h * |i - j| when alibi_symmetric), computed tile by tile: no [Tq, Tk] bias is ever held.
+  // One slope per head, the last batch dim of q (e.g. H of [B, H, Tq, d]); empty: no ALiBi.
+  // nn::alibi_slopes(H) gives the paper's. No gradient (the slopes are constants).
+  std::vector<double> alibi_slopes = {};
+  bool alibi_symmetric = false;
 };
 Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
                        TiledAttentionOptions o = {});
+
+// Rotary position embedding (RoPE; Su et al. 2021, eq. 34): row t of x [..., T, d] (d even) is
+// at position offset + t; its feature pairs (i, i + d/2) are rotated by the angle
+// position * base^(-2i/d), i < d/2. The "halves" pairing of GPT-NeoX and Llama (see
+// ops_rope.cpp, Note [rope pairing]); applied to q and k, q_m . k_n depends on n - m only.
+// Position 0 is the identity. Backward: the inverse rotation. Errors: x with fewer than 2
+// dims, an odd d, base not finite or <= 1.
+Tensor rope(const Tensor& x, std::size_t offset = 0, double base = 10000.0);
 
 // ---- operators ---------------------------------------------------------------------------
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

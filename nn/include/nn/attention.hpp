@@ -33,6 +33,18 @@ ag::Mask causal_mask(std::size_t T);
 // [B, T], true at padded positions t >= lengths[b].
 ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T);
 
+// ALiBi (Press et al. 2022, "Train short, test long"): head h adds -m_h * (i - j) to the score of
+// query i for key j, so far keys count less, and no positional embedding is used.
+// alibi_slopes(H): the paper's slopes, the geometric sequence m_h = 2^(-8h/H), h = 1..H, when H
+// is a power of two; otherwise those of the nearest smaller power of two n followed by every other
+// slope of 2n (the paper's reference code). Errors: H = 0.
+std::vector<double> alibi_slopes(std::size_t num_heads);
+// The bias itself as a float mask [H, Tq, Tk] (queries and keys both from position 0), -m_h (i - j),
+// or -m_h |i - j| when symmetric (for attention without a causal mask). The tiled path never builds
+// it (ag::TiledAttentionOptions::alibi_slopes); the naive path adds it.
+Tensor alibi_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric = false,
+                  ag::Dtype dtype = ag::f32);
+
 // How MultiHeadAttention computes softmax(q k^T / sqrt(d) + mask) v:
 //   naive: the whole [B, H, Tq, Tk] matrix of weights, kept for backward and returned (time and
 //          memory grow as T^2; lessons read the weights)
@@ -64,6 +76,15 @@ class MultiHeadAttention : public Module {
   std::string describe() const override;
   std::size_t num_heads() const { return heads_; }
   AttentionImpl impl = AttentionImpl::naive;  // may be switched at any time: the parameters are the same
+  // Rotary positions (RoPE, ag::rope): q and k of every head rotated by their positions (queries
+  // and keys both from 0) after the projections, on the naive and the tiled path. Off by default,
+  // as PyTorch's MultiheadAttention (which has no such option; Llama's attention applies it here).
+  bool rotary = false;
+  double rotary_base = 10000.0;
+  // ALiBi: adds head h's bias -m_h (i - j) (|i - j| when alibi_symmetric) to the scores, slopes
+  // alibi_slopes(num_heads); on the tiled path computed per tile, on the naive path as a float mask.
+  bool alibi = false;
+  bool alibi_symmetric = false;
   Tensor in_proj_weight, in_proj_bias;
   std::shared_ptr<Linear> out_proj;
   std::shared_ptr<Dropout> dropout;  // on the attention weights
