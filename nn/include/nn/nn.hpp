@@ -4,5 +4,6 @@
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
 #include "nn/rnn.hpp"
+#include "nn/sampling.hpp"
 #include "nn/seq2seq.hpp"
 #include "nn/transformer.hpp"
