@@ -82,14 +82,18 @@ Tensor alibi_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t
 
 // ---- MultiHeadAttention -----------------------------------------------------------------------
 MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double p,
-                                       AttentionImpl attention_impl, bool bias)
-    : impl(attention_impl), d_model_(d_model), heads_(num_heads) {
+                                       AttentionImpl attention_impl, bool bias, std::size_t num_kv_heads)
+    : impl(attention_impl), d_model_(d_model), heads_(num_heads), kv_heads_(num_kv_heads ? num_kv_heads : num_heads) {
   if (num_heads == 0 || d_model % num_heads != 0)
     ag::fail("MultiHeadAttention: d_model ", d_model, " is not divisible by num_heads ", num_heads);
-  // PyTorch: xavier_uniform_ on in_proj_weight (fan_in = D, fan_out = 3D), zero biases.
-  const double bound = std::sqrt(6.0 / double(d_model + 3 * d_model));
-  in_proj_weight = register_parameter("in_proj_weight", uniform_tensor({3 * d_model, d_model}, bound, gen));
-  if (bias) in_proj_bias = register_parameter("in_proj_bias", ag::zeros({3 * d_model}));
+  if (num_heads % kv_heads_ != 0)
+    ag::fail("MultiHeadAttention: num_heads ", num_heads, " is not divisible by num_kv_heads ", kv_heads_,
+             " (each key/value head serves a whole group of query heads)");
+  // PyTorch: xavier_uniform_ on in_proj_weight (fan_in = D, fan_out = its rows), zero biases.
+  const std::size_t rows = d_model + 2 * kv_heads_ * (d_model / num_heads);  // 3D without GQA
+  const double bound = std::sqrt(6.0 / double(d_model + rows));
+  in_proj_weight = register_parameter("in_proj_weight", uniform_tensor({rows, d_model}, bound, gen));
+  if (bias) in_proj_bias = register_parameter("in_proj_bias", ag::zeros({rows}));
   out_proj = register_module("out_proj", std::make_shared<Linear>(d_model, d_model, gen, bias));
   if (bias) out_proj->bias.data<float>().fill(0.f);
   dropout = register_module("dropout", std::make_shared<Dropout>(p, std::uint64_t(gen.integer(0, 1 << 30))));
@@ -100,30 +104,40 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   for (const Tensor* t : {&query, &key, &value})
     if (t->dim() != 3 || t->shape()[2] != d_model_)
       ag::fail(describe(), ": query/key/value must be [batch, time, ", d_model_, "], got ", ag::shape_str(t->shape()));
-  const std::size_t B = query.shape()[0], Tq = query.shape()[1], Tk = key.shape()[1], D = d_model_, H = heads_;
+  const std::size_t B = query.shape()[0], Tq = query.shape()[1], Tk = key.shape()[1], D = d_model_, H = heads_,
+                    Hkv = kv_heads_, Dkv = Hkv * (D / H);
   if (key.shape()[0] != B || value.shape() != key.shape())
     ag::fail(describe(), ": key ", ag::shape_str(key.shape()), " and value ", ag::shape_str(value.shape()),
              " must match each other and the query's batch ", B);
   // 1) project. Self-attention (one input) takes all three projections in one gemm.
   Tensor q, k, v;
   if (query.node() == key.node() && key.node() == value.node()) {
-    const Tensor qkv = ag::linear(query, in_proj_weight, in_proj_bias);  // [B, T, 3D]
+    const Tensor qkv = ag::linear(query, in_proj_weight, in_proj_bias);  // [B, T, D + 2 D_kv]
     q = ag::slice(qkv, -1, 0, std::int64_t(D));
-    k = ag::slice(qkv, -1, std::int64_t(D), std::int64_t(2 * D));
-    v = ag::slice(qkv, -1, std::int64_t(2 * D), std::int64_t(3 * D));
+    k = ag::slice(qkv, -1, std::int64_t(D), std::int64_t(D + Dkv));
+    v = ag::slice(qkv, -1, std::int64_t(D + Dkv), std::int64_t(D + 2 * Dkv));
   } else {
-    auto rows = [&](std::size_t i) { return ag::slice(in_proj_weight, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)); };
-    auto bias = [&](std::size_t i) {
-      return in_proj_bias.defined() ? ag::slice(in_proj_bias, 0, std::int64_t(i * D), std::int64_t((i + 1) * D)) : Tensor();
-    };
+    // the blocks of in_proj: W_q rows [0, D), W_k [D, D + D_kv), W_v [D + D_kv, D + 2 D_kv)
+    const std::int64_t from[3] = {0, std::int64_t(D), std::int64_t(D + Dkv)}, to[3] = {std::int64_t(D), std::int64_t(D + Dkv),
+                                                                                      std::int64_t(D + 2 * Dkv)};
+    auto rows = [&](std::size_t i) { return ag::slice(in_proj_weight, 0, from[i], to[i]); };
+    auto bias = [&](std::size_t i) { return in_proj_bias.defined() ? ag::slice(in_proj_bias, 0, from[i], to[i]) : Tensor(); };
     q = ag::linear(query, rows(0), bias(0));
     k = ag::linear(key, rows(1), bias(1));
     v = ag::linear(value, rows(2), bias(2));
   }
   // 2) split heads: [B, T, D] -> [B, H, T, d]
   const auto d = std::int64_t(D / H);
-  auto heads = [&](const Tensor& x, std::size_t T) {
-    return ag::permute(ag::reshape(x, {std::int64_t(B), std::int64_t(T), std::int64_t(H), d}), {0, 2, 1, 3});
+  auto heads = [&](const Tensor& x, std::size_t T, std::size_t n = 0) {
+    n = n ? n : H;
+    return ag::permute(ag::reshape(x, {std::int64_t(B), std::int64_t(T), std::int64_t(n), d}), {0, 2, 1, 3});
+  };
+  // GQA: [B, H_kv, T, d] -> [B, H, T, d], each key/value head repeated for its H / H_kv query heads
+  auto repeat_kv = [&](const Tensor& x, std::size_t T) {
+    if (Hkv == H) return x;
+    const auto b = std::int64_t(B), g = std::int64_t(H / Hkv), n = std::int64_t(Hkv), t = std::int64_t(T);
+    return ag::reshape(ag::expand(ag::reshape(x, {b, n, 1, t, d}), {std::size_t(b), std::size_t(n), std::size_t(g), T, std::size_t(d)}),
+                       {b, std::int64_t(H), t, d});
   };
   // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is. Blocking parts are
   // or-ed, float parts added (PyTorch adds a bool mask as -inf: the same result).
@@ -142,9 +156,10 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     const Tensor kpm = ag::reshape(key_padding_mask.bias, {std::int64_t(B), 1, 1, std::int64_t(Tk)});
     mask.bias = mask.bias.defined() ? ag::add(kpm, mask.bias.to(kpm.dtype())) : kpm;
   }
-  const Tensor vh = heads(v, Tk);
-  Tensor qh = heads(q, Tq), kh = heads(k, Tk);
+  Tensor qh = heads(q, Tq), kh = heads(k, Tk, Hkv);
   if (rotary) qh = ag::rope(qh, 0, rotary_base), kh = ag::rope(kh, 0, rotary_base);
+  kh = repeat_kv(kh, Tk);
+  const Tensor vh = repeat_kv(heads(v, Tk, Hkv), Tk);
   const bool drop = dropout->p() > 0 && is_training();
   AttentionOutput a;
   if (impl == AttentionImpl::tiled) {
@@ -167,6 +182,7 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
 
 std::string MultiHeadAttention::describe() const {
   return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) +
+         (kv_heads_ != heads_ ? ", num_kv_heads=" + std::to_string(kv_heads_) : std::string()) +
          (impl == AttentionImpl::tiled ? ", tiled" : "") + (in_proj_bias.defined() ? "" : ", bias=false") + (rotary ? ", rotary" : "") +
          (alibi ? ", alibi" : "") + ")";
 }

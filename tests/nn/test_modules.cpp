@@ -632,3 +632,72 @@ BOOST_AUTO_TEST_CASE(multi_head_attention_alibi) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ---- grouped-query attention (ctest -R gqa) -------------------------------------------------------
+BOOST_AUTO_TEST_SUITE(gqa)
+
+BOOST_AUTO_TEST_CASE(gradcheck_gqa_and_mqa) {
+  for (std::size_t kv : {2, 1})
+    for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+      Generator gen(13);
+      nn::MultiHeadAttention mha(8, 4, gen, 0.0, impl, true, kv);
+      BOOST_TEST(ag::shape_str(mha.in_proj_weight.shape()) == (kv == 2 ? "[16,8]" : "[12,8]"));  // D + 2 D_kv rows
+      const std::string tag = std::string(kv == 1 ? "MQA" : "GQA") + (impl == nn::AttentionImpl::tiled ? " tiled" : " naive");
+      const ag::Mask causal = nn::causal_mask(5);
+      check_module(tag + ", self causal", mha, {input({2, 5, 8}, 28)}, [&](const auto& x) {
+        return mha(x[0], x[0], x[0], {}, causal).output;
+      });
+      check_module(tag + ", cross", mha, {input({2, 3, 8}, 29), input({2, 6, 8}, 30)}, [&](const auto& x) {
+        return mha(x[0], x[1], x[1]).output;
+      });
+    }
+}
+
+// GQA is multi-head attention whose heads in a group share their key and value weights: copy the
+// GQA layer's W_k, W_v (and biases) into an ordinary 4-head layer, repeated per group, and the
+// two compute the same outputs.
+BOOST_AUTO_TEST_CASE(equals_multi_head_with_shared_key_value_weights) {
+  const std::size_t D = 8, H = 4, Hkv = 2, d = D / H, G = H / Hkv;
+  Generator gen(14);
+  nn::MultiHeadAttention gqa(D, H, gen, 0.0, nn::AttentionImpl::naive, true, Hkv), mha(D, H, gen);
+  gqa.to(f64);
+  mha.to(f64);
+  {
+    ag::NoGrad ng;
+    Generator draw(16);
+    for (auto& x : gqa.in_proj_bias.data<double>()) x = draw.normal();  // nonzero biases
+    for (auto& x : gqa.out_proj->bias.data<double>()) x = draw.normal();
+    const auto w = gqa.in_proj_weight.to_vector(), b = gqa.in_proj_bias.to_vector();
+    std::vector<double> w_full(3 * D * D), b_full(3 * D);
+    for (std::size_t r = 0; r < 3 * D; ++r) {  // row r of the full in_proj: which row of the GQA one
+      std::size_t src = r;
+      if (r >= D) {
+        const std::size_t block = (r - D) / D, in_block = (r - D) % D, head = in_block / d;  // block 0: W_k, 1: W_v
+        src = D + block * Hkv * d + (head / G) * d + in_block % d;
+      }
+      for (std::size_t c = 0; c < D; ++c) w_full[r * D + c] = w[src * D + c];
+      b_full[r] = b[src];
+    }
+    std::copy(w_full.begin(), w_full.end(), mha.in_proj_weight.data<double>().begin());
+    std::copy(b_full.begin(), b_full.end(), mha.in_proj_bias.data<double>().begin());
+    mha.out_proj->weight.data<double>() = gqa.out_proj->weight.data<double>();
+    mha.out_proj->bias.data<double>() = gqa.out_proj->bias.data<double>();
+  }
+  const Tensor x = input({2, 5, D}, 31), m = input({2, 7, D}, 32);
+  for (bool self : {true, false}) {
+    const auto a = self ? gqa(x, x, x).output.to_vector() : gqa(x, m, m).output.to_vector();
+    const auto b = self ? mha(x, x, x).output.to_vector() : mha(x, m, m).output.to_vector();
+    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= 1e-13);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(errors) {
+  Generator gen(15);
+  BOOST_CHECK_THROW(nn::MultiHeadAttention(8, 4, gen, 0.0, nn::AttentionImpl::naive, true, 3), ag::Error);
+  BOOST_CHECK_THROW(nn::MultiHeadAttention(8, 4, gen, 0.0, nn::AttentionImpl::naive, true, 8), ag::Error);
+  nn::MultiHeadAttention mqa(8, 4, gen, 0.0, nn::AttentionImpl::naive, true, 1);
+  BOOST_TEST(mqa.num_kv_heads() == 1u);
+  BOOST_TEST(mqa.describe().find("num_kv_heads=1") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -58,11 +58,19 @@ enum class AttentionImpl { naive, tiled };
 // Multi-head attention (Vaswani et al. 2017), PyTorch's names and layout:
 // in_proj_weight [3D, D] (rows: W_q; W_k; W_v), in_proj_bias [3D], out_proj (Linear D -> D).
 //   head_i = attention(Q W_q,i, K W_k,i, V W_v,i);  output = concat(head_1..head_H) W_o^T + b_o
+// Grouped-query attention (GQA, Ainslie et al. 2023; MQA, Shazeer 2019, is num_kv_heads = 1):
+// num_kv_heads = H_kv < H key/value heads, each shared by H / H_kv consecutive query heads (query
+// head h reads key/value head h / (H / H_kv), Llama's repeat_kv). Then d = D / H per head,
+// D_kv = H_kv d, and in_proj_weight is [D + 2 D_kv, D] (rows W_q; W_k; W_v), in_proj_bias
+// [D + 2 D_kv]: K and V, and a KV cache, are H / H_kv times smaller. (PyTorch's
+// MultiheadAttention has no GQA; this layout is its in_proj with shorter K and V blocks.)
 class MultiHeadAttention : public Module {
  public:
-  // bias = false (PyTorch's bias=False): no in_proj_bias and no out_proj.bias.
+  // bias = false (PyTorch's bias=False): no in_proj_bias and no out_proj.bias. num_kv_heads 0
+  // means num_heads (plain multi-head attention). Errors: d_model not divisible by num_heads,
+  // num_heads not divisible by num_kv_heads.
   MultiHeadAttention(std::size_t d_model, std::size_t num_heads, ag::Generator& gen, double dropout = 0.0,
-                     AttentionImpl impl = AttentionImpl::naive, bool bias = true);
+                     AttentionImpl impl = AttentionImpl::naive, bool bias = true, std::size_t num_kv_heads = 0);
   // query: [B, Tq, D], key/value: [B, Tk, D]. key_padding_mask: [B, Tk]; attn_mask: [Tq, Tk]
   // (or anything broadcasting to [B, H, Tq, Tk]); each an ag::Mask (true = blocked) or a float
   // Tensor (added), as PyTorch's. Weights returned per head: [B, H, Tq, Tk] (undefined with
@@ -75,6 +83,7 @@ class MultiHeadAttention : public Module {
   }
   std::string describe() const override;
   std::size_t num_heads() const { return heads_; }
+  std::size_t num_kv_heads() const { return kv_heads_; }
   AttentionImpl impl = AttentionImpl::naive;  // may be switched at any time: the parameters are the same
   // Rotary positions (RoPE, ag::rope): q and k of every head rotated by their positions (queries
   // and keys both from 0) after the projections, on the naive and the tiled path. Off by default,
@@ -90,7 +99,7 @@ class MultiHeadAttention : public Module {
   std::shared_ptr<Dropout> dropout;  // on the attention weights
 
  private:
-  std::size_t d_model_, heads_;
+  std::size_t d_model_, heads_, kv_heads_;
 };
 
 // Additive attention (Bahdanau, Cho & Bengio 2015):
