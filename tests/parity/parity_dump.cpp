@@ -73,25 +73,6 @@ struct Ins {
 };
 using Fn = std::function<Named(const Ins&)>;
 
-// Where issue 13 changes an API along with a behaviour, the suite follows the API it is compiled
-// against (a requires-expression on a dependent name is false, not an error, when the name is absent):
-//   nn::Activation::gelu_tanh exists  -> Activation::gelu (and ag::gelu's default) is PyTorch's erf form
-//   SinusoidalPositionalEncoding::table(dtype) exists -> float64 models get a float64 table
-//   RecurrentOptions::forget_bias is optional -> unset, LSTM biases are drawn as PyTorch draws them
-// Behaviour that changes without an API change (relu(NaN), pow at 0, log_softmax) is not detected:
-// its xfail reports "unexpectedly passing" and is removed by hand.
-template <class E> concept HasGeluTanh = requires { E::gelu_tanh; };
-template <class M> concept HasTableOfDtype = requires(const M& m) { m.table(ag::f64); };
-template <class O> concept HasOptionalForgetBias = requires(const O& o) { o.forget_bias.has_value(); };
-constexpr bool kGeluDefaultIsErf = HasGeluTanh<nn::Activation>;
-constexpr bool kFloat64Table = HasTableOfDtype<nn::SinusoidalPositionalEncoding>;
-constexpr bool kTorchLstmInit = HasOptionalForgetBias<nn::RecurrentOptions>;
-template <class E = nn::Activation>
-E gelu_tanh_activation() {
-  if constexpr (HasGeluTanh<E>) return E::gelu_tanh;
-  else return E::gelu;  // before issue 13: the only GELU, the tanh form
-}
-
 // Names built with a stream: GCC 12 warns (-Wrestrict, a false positive) on "literal" + std::to_string(i).
 template <class... Parts>
 std::string str(const Parts&... parts) {
@@ -154,7 +135,7 @@ struct Built {
 nn::Activation activation_of(const std::string& a) {
   if (a == "relu") return nn::Activation::relu;
   if (a == "gelu") return nn::Activation::gelu;
-  if (a == "gelu_tanh") return gelu_tanh_activation();
+  if (a == "gelu_tanh") return nn::Activation::gelu_tanh;
   if (a == "tanh") return nn::Activation::tanh;
   ag::fail("parity_dump: unknown activation '", a, "'");
 }
@@ -413,11 +394,8 @@ class Dumper {
   json manifest_ = json::array();
 };
 
-const std::string XF_GELU = "issue 13 section 3, GELU: attnlab's gelu is the tanh form; torch's default is the exact erf form";
-const std::string XF_LSTM_BIAS = "issue 13 section 3, LSTM biases: the forget-gate slices start at exactly 0";
 const std::string XF_SCHEDULE =
     "attnlab's choice: a schedule's first update uses lr(1) (documented in nn/optim.hpp); torch's opt.step(); sched.step() loop uses lr(0)";
-const std::string XF_SINUS = "issue 13 section 3, Sinusoidal table precision: the table is float32 in float64 models";
 const std::string XF_BLOCKED_ROW =
     "attnlab's choice: a query whose every key is blocked gets zero weights in attnlab (documented in ops.hpp), NaN in torch";
 const std::string XF_MAX_TIES =
@@ -488,9 +466,9 @@ void op_cases(Dumper& d) {
   un("relu", -2, 2, [](const Tensor& x) { return ag::relu(x); });
   un("abs", -2, 2, [](const Tensor& x) { return ag::abs(x); });
   un("clamp", -2, 2, [](const Tensor& x) { return ag::clamp(x, -0.5, 0.75); }, {{"lo", -0.5}, {"hi", 0.75}});
-  un("gelu_tanh", -4, 4, [](const Tensor& x) { return nn::activate(x, gelu_tanh_activation()); }, {{"approximate", "tanh"}});
+  un("gelu_tanh", -4, 4, [](const Tensor& x) { return nn::activate(x, nn::Activation::gelu_tanh); }, {{"approximate", "tanh"}});
   // torch's default GELU is the exact erf form (known difference)
-  un("gelu", -4, 4, [](const Tensor& x) { return ag::gelu(x); }, {{"approximate", "none"}}, "", kGeluDefaultIsErf ? "" : XF_GELU);
+  un("gelu", -4, 4, [](const Tensor& x) { return ag::gelu(x); }, {{"approximate", "none"}});
 
   // values where a derivative has a boundary (the subgradient torch picks)
   {
@@ -1003,12 +981,11 @@ void module_cases(Dumper& d) {
     }
     // torch's activation="gelu" is the erf form (known difference)
     const json c{{"module", "TransformerEncoderLayer"}, {"d", D}, {"heads", 2}, {"ff", 16}, {"norm_first", false}, {"activation", "gelu"}};
-    d.module("module/TransformerEncoderLayer/post_LN/gelu", c, {{"src", src}}, {"src"}, kGeluDefaultIsErf ? "" : XF_GELU);
+    d.module("module/TransformerEncoderLayer/post_LN/gelu", c, {{"src", src}}, {"src"});
     json cd = c;
     cd["module"] = "TransformerDecoderLayer";
     cd["norm_first"] = true;
-    d.module("module/TransformerDecoderLayer/pre_LN/gelu", cd, {{"tgt", tgt}, {"memory", mem}, {"tgt_mask", causal(T)}}, {"tgt", "memory"},
-             kGeluDefaultIsErf ? "" : XF_GELU);
+    d.module("module/TransformerDecoderLayer/pre_LN/gelu", cd, {{"tgt", tgt}, {"memory", mem}, {"tgt_mask", causal(T)}}, {"tgt", "memory"});
   }
   {
     auto g = gen_for("module/other");
@@ -1025,14 +1002,13 @@ void module_cases(Dumper& d) {
     d.raw("module/SinusoidalPositionalEncoding/float32_table", "sinusoidal_table", {{"d", 6}, {"max_len", 12}, {"table", "float32"}},
           {{"table", pe.table().to(ag::f64).detach()}});
     d.module("module/SinusoidalPositionalEncoding/float64_model", {{"module", "SinusoidalPositionalEncoding"}, {"d", 6}, {"max_len", 12}, {"table", "float64"}},
-             {{"x", x}}, {"x"}, kFloat64Table ? "" : XF_SINUS);
+             {{"x", x}}, {"x"});
   }
   {  // default initialisation of the LSTM biases (torch: every slice ~ U(-1/sqrt(H), 1/sqrt(H)))
     ag::Generator g(seed_of("init/LSTM"));
     nn::LSTM lstm(3, 5, g);
     d.raw("init/LSTM/forget_gate_bias", "init", {{"hidden", 5}},
-          {{"bias_ih", lstm.bias_ih[0].to(ag::f64).detach()}, {"bias_hh", lstm.bias_hh[0].to(ag::f64).detach()}},
-          kTorchLstmInit ? "" : XF_LSTM_BIAS);
+          {{"bias_ih", lstm.bias_ih[0].to(ag::f64).detach()}, {"bias_hh", lstm.bias_hh[0].to(ag::f64).detach()}});
   }
 }
 
