@@ -243,14 +243,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   });
 }
 
-static Tensor masked_fill_flags(const Tensor& x, std::vector<unsigned char> filled, double value);
-
+// A Tensor mask is read as "nonzero": the same as the Mask it converts to.
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
-  detail::check_defined("masked_fill", x);
   detail::check_defined("masked_fill", mask);
-  if (detail::broadcast_shapes("masked_fill", mask.shape(), x.shape()) != x.shape())
-    fail("masked_fill: mask ", shape_str(mask.shape()), " does not broadcast to the input ", shape_str(x.shape()));
-  return masked_fill_flags(x, truth_mask(mask, x.shape()), value);
+  return masked_fill(x, Mask::nonzero(mask), value);
 }
 
 Tensor masked_fill(const Tensor& x, const Mask& mask, double value) {
@@ -258,17 +254,12 @@ Tensor masked_fill(const Tensor& x, const Mask& mask, double value) {
   if (!mask.defined()) fail("masked_fill: the mask is undefined (input ", shape_str(x.shape()), ")");
   if (detail::broadcast_shapes("masked_fill", mask.shape(), x.shape()) != x.shape())
     fail("masked_fill: mask ", shape_str(mask.shape()), " does not broadcast to the input ", shape_str(x.shape()));
-  std::vector<unsigned char> filled(x.numel());
+  std::vector<unsigned char> filled(x.numel());  // in x's own row-major layout
   const auto sm = detail::broadcast_strides(mask.shape(), x.shape()), so = detail::contiguous_strides(x.shape());
   const std::uint8_t* m = mask.data();
   detail::for_each_row<2>(x.shape(), {&so, &sm}, [&](auto off, std::size_t len, auto inner) {
     for (std::size_t j = 0; j < len; ++j) filled[std::size_t(off[0]) + j] = m[off[1] + std::ptrdiff_t(j) * inner[1]];
   });
-  return masked_fill_flags(x, std::move(filled), value);
-}
-
-// x with value where filled[j] (x's own row-major layout).
-static Tensor masked_fill_flags(const Tensor& x, std::vector<unsigned char> filled, double value) {
   Array out = x.array();
   dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);

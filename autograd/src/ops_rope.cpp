@@ -26,32 +26,35 @@ using detail::make_result;
 
 namespace {
 
-// cos and sin of (offset + t) * theta_i for t < T, i < d/2, in double, then in T: [T, d/2] each.
-template <class T>
-void rope_tables(std::vector<T>& c, std::vector<T>& s, std::size_t T_len, std::size_t half, std::size_t offset, double base) {
-  c.resize(T_len * half);
-  s.resize(T_len * half);
+// cos and sin of (offset + t) * theta_i for t < T, i < d/2: [T, d/2] each, computed once in double
+// and shared by the forward and the backward.
+struct RopeTables {
+  std::vector<double> c, s;
+};
+RopeTables rope_tables(std::size_t T_len, std::size_t half, std::size_t offset, double base) {
+  RopeTables r{std::vector<double>(T_len * half), std::vector<double>(T_len * half)};
   for (std::size_t i = 0; i < half; ++i) {
     const double theta = std::pow(base, -2.0 * double(i) / double(2 * half));
     for (std::size_t t = 0; t < T_len; ++t) {
       const double a = double(offset + t) * theta;
-      c[t * half + i] = T(std::cos(a));
-      s[t * half + i] = T(std::sin(a));
+      r.c[t * half + i] = std::cos(a);
+      r.s[t * half + i] = std::sin(a);
     }
   }
+  return r;
 }
 
 // y = R x per row (sign = +1) or y = R^T x (sign = -1, the backward), adding into y when accumulate.
 template <class T>
-void rotate(T* y, const T* x, const std::vector<T>& c, const std::vector<T>& s, std::size_t rows, std::size_t T_len,
-            std::size_t half, T sign, bool accumulate) {
+void rotate(T* y, const T* x, const RopeTables& tab, std::size_t rows, std::size_t T_len, std::size_t half, T sign, bool accumulate) {
   const std::size_t d = 2 * half;
   for (std::size_t r = 0; r < rows; ++r) {
     const std::size_t t = r % T_len;
-    const T *xr = x + r * d, *cr = c.data() + t * half, *sr = s.data() + t * half;
+    const T* xr = x + r * d;
+    const double *cr = tab.c.data() + t * half, *sr = tab.s.data() + t * half;
     T* yr = y + r * d;
     for (std::size_t i = 0; i < half; ++i) {
-      const T a = xr[i], b = xr[i + half], ci = cr[i], si = sign * sr[i];
+      const T a = xr[i], b = xr[i + half], ci = T(cr[i]), si = sign * T(sr[i]);
       const T lo = a * ci - b * si, hi = a * si + b * ci;
       if (accumulate) {
         yr[i] += lo;
@@ -74,20 +77,17 @@ Tensor rope(const Tensor& x, std::size_t offset, double base) {
   if (!(base > 1.0) || !std::isfinite(base)) fail("rope: base must be finite and > 1, got ", base, " (x ", shape_str(x.shape()), ")");
   const std::size_t half = d / 2, rows = d ? x.numel() / d : 0;
   Array y = Array::empty(x.dtype(), x.shape());
+  RopeTables tab = rope_tables(T_len, half, offset, base);
   dispatch(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> c, s;
-    rope_tables(c, s, T_len, half, offset, base);
-    rotate(y.ptr<T>(), x.array().ptr<T>(), c, s, rows, T_len, half, T(1), false);
+    rotate(y.ptr<T>(), x.array().ptr<T>(), tab, rows, T_len, half, T(1), false);
   });
-  return make_result("rope", std::move(y), {x}, [T_len, half, rows, offset, base](Node& self) {
+  return make_result("rope", std::move(y), {x}, [tab = std::move(tab), T_len, half, rows](Node& self) {
     dispatch(self.data.dtype(), [&](auto tag) {
       using T = decltype(tag);
       auto* gx = self.input_grad<T>(0);
       if (!gx) return;
-      std::vector<T> c, s;
-      rope_tables(c, s, T_len, half, offset, base);
-      rotate(gx->data(), self.grad->ptr<T>(), c, s, rows, T_len, half, T(-1), true);
+      rotate(gx->data(), self.grad->ptr<T>(), tab, rows, T_len, half, T(-1), true);
     });
   });
 }
