@@ -39,7 +39,7 @@
 // Masks (PyTorch's rule, ag/mask.hpp): a bias (float mask) is added to the scores, S = scale Q K^T
 // + bias, and gets the gradient dS summed over the axes it was broadcast along; a Mask blocks (the
 // score becomes -inf). Both broadcast to [..., Tq, Tk] and are read through broadcast strides, at
-// their own shape. causal blocks key j > query i (top-left aligned when Tq != Tk). A row with
+// their own shape. causal blocks key j > query i's position (query_offset + i). A row with
 // every key blocked has l = 0: its output is 0, m = -inf, and it passes no gradient (no NaN),
 // as softmax of an all -inf row gives zero weights.
 #include <algorithm>
@@ -74,6 +74,7 @@ struct Plan {
   std::size_t slices = 0, Tq = 0, Tk = 0, d = 0, dv = 0, block = 0;
   double scale = 1.0;
   bool causal = false;
+  std::size_t query_offset = 0;  // query row i is at position query_offset + i
   Mask blocked;             // undefined when there is none
   BroadcastView blocked_at;
   bool has_bias = false;    // the bias is the op's last input (converted to q's dtype)
@@ -83,8 +84,8 @@ struct Plan {
 
   std::size_t tile_q() const { return std::min(block, Tq); }
   std::size_t tile_k() const { return std::min(block, Tk); }
-  // Under causality keys j > i0 + bq - 1 are blocked for every query of the block: stop there.
-  bool past_causal(std::size_t i0, std::size_t bq, std::size_t j0) const { return causal && j0 > i0 + bq - 1; }
+  // Under causality keys j past the block's last query position are blocked for every query of the block: stop there.
+  bool past_causal(std::size_t i0, std::size_t bq, std::size_t j0) const { return causal && j0 > query_offset + i0 + bq - 1; }
 };
 
 // 1) of the forward (and of the backward's recomputation): the scores of tile (I, J),
@@ -104,13 +105,13 @@ void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K,
     const double m = p.alibi_slope[slice];
     for (std::size_t i = 0; i < bq; ++i)
       for (std::size_t j = 0; j < bk; ++j) {
-        const double dist = double(i0 + i) - double(j0 + j);
+        const double dist = double(p.query_offset + i0 + i) - double(j0 + j);
         S[i * bk + j] += T(-m * (p.alibi_symmetric ? std::abs(dist) : dist));
       }
   }
   if (p.causal)
     for (std::size_t i = 0; i < bq; ++i) {
-      const std::size_t first_blocked = i0 + i + 1;  // keys j > i are in the future
+      const std::size_t first_blocked = p.query_offset + i0 + i + 1;  // keys after the query's position are in the future
       if (first_blocked < j0 + bk) std::fill(S + i * bk + (std::max(first_blocked, j0) - j0), S + (i + 1) * bk, kNegInf);
     }
   if (p.blocked.defined())
@@ -255,6 +256,7 @@ Tensor make_plan(Plan& p, const char* op, const Tensor& q, const Tensor& k, cons
   p.slices = shape_numel(batch);
   p.block = o.block;
   p.causal = o.causal;
+  p.query_offset = o.query_offset;
   if (!o.alibi_slopes.empty()) {
     if (batch.empty() || batch.back() != o.alibi_slopes.size())
       fail(op, ": ", o.alibi_slopes.size(), " ALiBi slopes, one per head, but the last batch dim of q is ",

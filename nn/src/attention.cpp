@@ -1,7 +1,9 @@
 #include "nn/attention.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 namespace nn {
 
@@ -46,6 +48,14 @@ ag::Mask causal_mask(std::size_t T) {
   return ag::Mask({T, T}, std::move(m));
 }
 
+ag::Mask causal_mask(std::size_t Tq, std::size_t Tk) {
+  if (Tq > Tk) ag::fail("causal_mask: ", Tq, " queries cannot be the last of ", Tk, " keys (Tq <= Tk)");
+  std::vector<std::uint8_t> m(Tq * Tk, 0);
+  for (std::size_t i = 0; i < Tq; ++i)
+    for (std::size_t j = Tk - Tq + i + 1; j < Tk; ++j) m[i * Tk + j] = 1;
+  return ag::Mask({Tq, Tk}, std::move(m));
+}
+
 ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T) {
   std::vector<std::uint8_t> m(lengths.size() * T, 0);
   for (std::size_t b = 0; b < lengths.size(); ++b)
@@ -68,16 +78,65 @@ std::vector<double> alibi_slopes(std::size_t H) {
   return m;
 }
 
-Tensor alibi_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric, ag::Dtype dtype) {
+Tensor alibi_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric, ag::Dtype dtype,
+                  std::size_t query_offset) {
   const std::size_t H = slopes.size();
   std::vector<double> b(H * Tq * Tk);
   for (std::size_t h = 0; h < H; ++h)
     for (std::size_t i = 0; i < Tq; ++i)
       for (std::size_t j = 0; j < Tk; ++j) {
-        const double dist = double(i) - double(j);
+        const double dist = double(query_offset + i) - double(j);
         b[(h * Tq + i) * Tk + j] = -slopes[h] * (symmetric ? std::abs(dist) : dist);
       }
   return ag::tensor(b, {H, Tq, Tk}, {dtype});
+}
+
+// ---- KVCache ------------------------------------------------------------------------------------
+KVCache::KVCache(std::size_t batch, std::size_t num_kv_heads, std::size_t max_length, std::size_t head_dim, ag::Dtype dtype)
+    : max_length_(max_length) {
+  if (batch == 0 || num_kv_heads == 0 || max_length == 0 || head_dim == 0)
+    ag::fail("KVCache: batch ", batch, ", num_kv_heads ", num_kv_heads, ", max_length ", max_length, ", head_dim ", head_dim,
+             " must all be at least 1");
+  k_ = ag::zeros({batch, num_kv_heads, max_length, head_dim}, {.dtype = dtype});
+  v_ = ag::zeros({batch, num_kv_heads, max_length, head_dim}, {.dtype = dtype});
+}
+
+std::size_t KVCache::bytes() const { return k_.defined() ? 2 * k_.numel() * (k_.dtype() == ag::f64 ? sizeof(double) : sizeof(float)) : 0; }
+
+namespace {
+// rows [from, from + n) of every [T_src, d] slab of src [S, T_src, d] -> rows [to, to + n) of dst [S, T_dst, d]
+template <class T>
+void copy_rows(const T* src, std::size_t src_rows, std::size_t from, T* dst, std::size_t dst_rows, std::size_t to,
+               std::size_t n, std::size_t slabs, std::size_t d) {
+  for (std::size_t s = 0; s < slabs; ++s)
+    std::copy_n(src + (s * src_rows + from) * d, n * d, dst + (s * dst_rows + to) * d);
+}
+}  // namespace
+
+std::pair<Tensor, Tensor> KVCache::append(const Tensor& k, const Tensor& v) {
+  if (!defined()) ag::fail("KVCache: append to a cache made without sizes (use MultiHeadAttention::make_cache)");
+  const ag::Shape& full = k_.shape();
+  if (k.dim() != 4 || k.shape() != v.shape() || k.shape()[0] != full[0] || k.shape()[1] != full[1] || k.shape()[3] != full[3] ||
+      k.dtype() != k_.dtype() || v.dtype() != k_.dtype())
+    ag::fail("KVCache: keys ", ag::shape_str(k.shape()), " and values ", ag::shape_str(v.shape()), " should both be [", full[0], ", ",
+             full[1], ", T, ", full[3], "] of the cache's dtype ", ag::dtype_name(k_.dtype()));
+  const std::size_t T = k.shape()[2], slabs = full[0] * full[1], d = full[3];
+  if (length_ + T > max_length_)
+    ag::fail("KVCache: full: it holds ", length_, " of ", max_length_, " positions and ", T,
+             " more do not fit (make a longer cache, or clear() it)");
+  const std::size_t n = length_ + T;
+  Tensor k_all = ag::zeros({full[0], full[1], n, d}, {.dtype = k_.dtype()}), v_all = ag::zeros({full[0], full[1], n, d}, {.dtype = k_.dtype()});
+  auto run = [&](auto zero) {
+    using E = decltype(zero);
+    for (auto [src, store, all] : {std::tuple{&k, &k_, &k_all}, std::tuple{&v, &v_, &v_all}}) {
+      E* cache = store->template data<E>().data();
+      copy_rows(src->template data<E>().data(), T, 0, cache, max_length_, length_, T, slabs, d);  // write the new rows
+      copy_rows(cache, max_length_, 0, all->template data<E>().data(), n, 0, n, slabs, d);        // read every row held
+    }
+  };
+  if (k_.dtype() == ag::f64) run(double(0)); else run(float(0));
+  length_ = n;
+  return {k_all, v_all};
 }
 
 // ---- MultiHeadAttention -----------------------------------------------------------------------
@@ -99,16 +158,9 @@ MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_head
   dropout = register_module("dropout", std::make_shared<Dropout>(p, std::uint64_t(gen.integer(0, 1 << 30))));
 }
 
-AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                                            const ag::AttentionMask& key_padding_mask, const ag::AttentionMask& attn_mask) {
-  for (const Tensor* t : {&query, &key, &value})
-    if (t->dim() != 3 || t->shape()[2] != d_model_)
-      ag::fail(describe(), ": query/key/value must be [batch, time, ", d_model_, "], got ", ag::shape_str(t->shape()));
+MultiHeadAttention::Heads MultiHeadAttention::project(const Tensor& query, const Tensor& key, const Tensor& value) const {
   const std::size_t B = query.shape()[0], Tq = query.shape()[1], Tk = key.shape()[1], D = d_model_, H = heads_,
                     Hkv = kv_heads_, Dkv = Hkv * (D / H);
-  if (key.shape()[0] != B || value.shape() != key.shape())
-    ag::fail(describe(), ": key ", ag::shape_str(key.shape()), " and value ", ag::shape_str(value.shape()),
-             " must match each other and the query's batch ", B);
   // 1) project. Self-attention (one input) takes all three projections in one gemm.
   Tensor q, k, v;
   if (query.node() == key.node() && key.node() == value.node()) {
@@ -126,19 +178,57 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     k = ag::linear(key, rows(1), bias(1));
     v = ag::linear(value, rows(2), bias(2));
   }
-  // 2) split heads: [B, T, D] -> [B, H, T, d]
+  // 2) split heads: [B, T, n d] -> [B, n, T, d]
   const auto d = std::int64_t(D / H);
-  auto heads = [&](const Tensor& x, std::size_t T, std::size_t n = 0) {
-    n = n ? n : H;
+  auto heads = [&](const Tensor& x, std::size_t T, std::size_t n) {
     return ag::permute(ag::reshape(x, {std::int64_t(B), std::int64_t(T), std::int64_t(n), d}), {0, 2, 1, 3});
   };
+  return {heads(q, Tq, H), heads(k, Tk, Hkv), heads(v, Tk, Hkv)};
+}
+
+AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k_in, const Tensor& v_in, ag::AttentionMask mask,
+                                           bool causal, std::size_t query_offset) {
+  const std::size_t B = q.shape()[0], Tq = q.shape()[2], Tk = k_in.shape()[2], H = heads_, Hkv = kv_heads_;
+  const auto d = std::int64_t(d_model_ / H);
   // GQA: [B, H_kv, T, d] -> [B, H, T, d], each key/value head repeated for its H / H_kv query heads
-  auto repeat_kv = [&](const Tensor& x, std::size_t T) {
+  auto repeat_kv = [&](const Tensor& x) {
     if (Hkv == H) return x;
-    const auto b = std::int64_t(B), g = std::int64_t(H / Hkv), n = std::int64_t(Hkv), t = std::int64_t(T);
-    return ag::reshape(ag::expand(ag::reshape(x, {b, n, 1, t, d}), {std::size_t(b), std::size_t(n), std::size_t(g), T, std::size_t(d)}),
+    const auto b = std::int64_t(B), g = std::int64_t(H / Hkv), n = std::int64_t(Hkv), t = std::int64_t(Tk);
+    return ag::reshape(ag::expand(ag::reshape(x, {b, n, 1, t, d}), {std::size_t(b), std::size_t(n), std::size_t(g), Tk, std::size_t(d)}),
                        {b, std::int64_t(H), t, d});
   };
+  const Tensor k = repeat_kv(k_in), v = repeat_kv(v_in);
+  const bool drop = dropout->p() > 0 && is_training();
+  AttentionOutput a;
+  if (impl == AttentionImpl::tiled) {
+    if (drop) ag::fail(describe(), ": tiled attention has no weights to drop out; use dropout 0 or AttentionImpl::naive in training");
+    ag::TiledAttentionOptions o{.causal = causal, .query_offset = query_offset};
+    if (alibi) o.alibi_slopes = alibi_slopes(H), o.alibi_symmetric = alibi_symmetric;
+    a.output = ag::tiled_attention(q, k, v, mask, o);
+  } else {
+    if (causal && Tq > 1) mask.blocked = causal_mask(Tq, Tk) | mask.blocked;  // one query sees every key
+    if (alibi) {  // [H, Tq, Tk], broadcast over the batch, added to any float mask
+      const Tensor b = alibi_bias(alibi_slopes(H), Tq, Tk, alibi_symmetric, q.dtype(), query_offset);
+      mask.bias = mask.bias.defined() ? ag::add(mask.bias.to(b.dtype()), b) : b;
+    }
+    a = scaled_dot_product_attention(q, k, v, mask);
+    if (drop) a.output = ag::matmul((*dropout)(a.weights), v);  // dropout on the weights
+  }
+  // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
+  const Tensor merged =
+      ag::reshape(ag::permute(a.output, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(d_model_)});
+  return {(*out_proj)(merged), a.weights};
+}
+
+AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                            const ag::AttentionMask& key_padding_mask, const ag::AttentionMask& attn_mask) {
+  for (const Tensor* t : {&query, &key, &value})
+    if (t->dim() != 3 || t->shape()[2] != d_model_)
+      ag::fail(describe(), ": query/key/value must be [batch, time, ", d_model_, "], got ", ag::shape_str(t->shape()));
+  const std::size_t B = query.shape()[0], Tk = key.shape()[1];
+  if (key.shape()[0] != B || value.shape() != key.shape())
+    ag::fail(describe(), ": key ", ag::shape_str(key.shape()), " and value ", ag::shape_str(value.shape()),
+             " must match each other and the query's batch ", B);
   // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is. Blocking parts are
   // or-ed, float parts added (PyTorch adds a bool mask as -inf: the same result).
   ag::AttentionMask mask = attn_mask;
@@ -156,28 +246,25 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     const Tensor kpm = ag::reshape(key_padding_mask.bias, {std::int64_t(B), 1, 1, std::int64_t(Tk)});
     mask.bias = mask.bias.defined() ? ag::add(kpm, mask.bias.to(kpm.dtype())) : kpm;
   }
-  Tensor qh = heads(q, Tq), kh = heads(k, Tk, Hkv);
-  if (rotary) qh = ag::rope(qh, 0, rotary_base), kh = ag::rope(kh, 0, rotary_base);
-  kh = repeat_kv(kh, Tk);
-  const Tensor vh = repeat_kv(heads(v, Tk, Hkv), Tk);
-  const bool drop = dropout->p() > 0 && is_training();
-  AttentionOutput a;
-  if (impl == AttentionImpl::tiled) {
-    if (drop) ag::fail(describe(), ": tiled attention has no weights to drop out; use dropout 0 or AttentionImpl::naive in training");
-    ag::TiledAttentionOptions o;
-    if (alibi) o.alibi_slopes = alibi_slopes(H), o.alibi_symmetric = alibi_symmetric;
-    a.output = ag::tiled_attention(qh, kh, vh, mask, o);
-  } else {
-    if (alibi) {  // [H, Tq, Tk], broadcast over the batch, added to any float mask
-      const Tensor b = alibi_bias(alibi_slopes(H), Tq, Tk, alibi_symmetric, qh.dtype());
-      mask.bias = mask.bias.defined() ? ag::add(mask.bias.to(b.dtype()), b) : b;
-    }
-    a = scaled_dot_product_attention(qh, kh, vh, mask);
-    if (drop) a.output = ag::matmul((*dropout)(a.weights), vh);  // dropout on the weights
-  }
-  // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
-  const Tensor merged = ag::reshape(ag::permute(a.output, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(D)});
-  return {(*out_proj)(merged), a.weights};
+  Heads h = project(query, key, value);
+  if (rotary) h.q = ag::rope(h.q, 0, rotary_base), h.k = ag::rope(h.k, 0, rotary_base);
+  return attend(h.q, h.k, h.v, mask, false, 0);
+}
+
+AttentionOutput MultiHeadAttention::forward(const Tensor& x, KVCache& cache) {
+  if (x.dim() != 3 || x.shape()[2] != d_model_)
+    ag::fail(describe(), ": x must be [batch, time, ", d_model_, "] with a KV cache, got ", ag::shape_str(x.shape()));
+  if (ag::grad_enabled())
+    ag::fail(describe(), ": a KV cache is for inference; its keys and values are not on the graph. Decode under ag::NoGrad");
+  const std::size_t position = cache.length();  // of x's first token
+  Heads h = project(x, x, x);
+  if (rotary) h.q = ag::rope(h.q, position, rotary_base), h.k = ag::rope(h.k, position, rotary_base);
+  const auto [k, v] = cache.append(h.k, h.v);  // every position so far: [B, H_kv, position + T, d]
+  return attend(h.q, k, v, {}, true, position);
+}
+
+KVCache MultiHeadAttention::make_cache(std::size_t batch, std::size_t max_length) const {
+  return KVCache(batch, kv_heads_, max_length, d_model_ / heads_, in_proj_weight.dtype());
 }
 
 std::string MultiHeadAttention::describe() const {
@@ -239,15 +326,20 @@ SinusoidalPositionalEncoding::SinusoidalPositionalEncoding(std::size_t D, std::s
   pe_ = pe64_.to(ag::f32);
 }
 
-static Tensor add_positions(const char* who, const Tensor& x, const Tensor& table) {
-  if (x.dim() != 3 || x.shape()[2] != table.shape()[1] || x.shape()[1] > table.shape()[0])
-    ag::fail(who, ": input ", ag::shape_str(x.shape()), " should be [batch, time <= ", table.shape()[0], ", ", table.shape()[1], "]");
-  const Tensor pos = ag::slice(table, 0, 0, std::int64_t(x.shape()[1]));
+static Tensor add_positions(const char* who, const Tensor& x, const Tensor& table, std::size_t offset) {
+  const std::size_t max_len = table.shape()[0], D = table.shape()[1];
+  if (x.dim() != 3 || x.shape()[2] != D)
+    ag::fail(who, ": input ", ag::shape_str(x.shape()), " should be [batch, time, ", D, "]");
+  const std::size_t T = x.shape()[1];
+  if (offset + T > max_len)
+    ag::fail(who, ": positions ", offset, " to ", offset + T - 1, " (input ", ag::shape_str(x.shape()), " from position ", offset,
+             ") are past its table of ", max_len, " positions (0 to ", max_len - 1, ")");
+  const Tensor pos = ag::slice(table, 0, std::int64_t(offset), std::int64_t(offset + T));
   return x + (pos.dtype() == x.dtype() ? pos : pos.to(x.dtype()));
 }
 
-Tensor SinusoidalPositionalEncoding::forward(const Tensor& x) const {
-  return add_positions("SinusoidalPositionalEncoding", x, x.dtype() == ag::f64 ? pe64_ : pe_);
+Tensor SinusoidalPositionalEncoding::forward(const Tensor& x, std::size_t offset) const {
+  return add_positions("SinusoidalPositionalEncoding", x, x.dtype() == ag::f64 ? pe64_ : pe_, offset);
 }
 std::string SinusoidalPositionalEncoding::describe() const {
   return "SinusoidalPositionalEncoding(d_model=" + std::to_string(pe_.shape()[1]) + ")";
@@ -258,7 +350,9 @@ LearnedPositionalEncoding::LearnedPositionalEncoding(std::size_t D, std::size_t 
   for (auto& x : w.data<float>()) x *= 0.02f;
   weight = register_parameter("weight", w);
 }
-Tensor LearnedPositionalEncoding::forward(const Tensor& x) const { return add_positions("LearnedPositionalEncoding", x, weight); }
+Tensor LearnedPositionalEncoding::forward(const Tensor& x, std::size_t offset) const {
+  return add_positions("LearnedPositionalEncoding", x, weight, offset);
+}
 std::string LearnedPositionalEncoding::describe() const {
   return "LearnedPositionalEncoding(max_len=" + std::to_string(weight.shape()[0]) + ", d_model=" + std::to_string(weight.shape()[1]) + ")";
 }

@@ -10,7 +10,8 @@ std::uint64_t next_seed(ag::Generator& gen) { return std::uint64_t(gen.integer(0
 
 // ---- encoder layer --------------------------------------------------------------------------
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen) : o_(o) {
-  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout, o.attention));
+  self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout, o.attention,
+                                                                                true, o.num_kv_heads));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, gen));
@@ -24,10 +25,10 @@ Tensor TransformerEncoderLayer::feed_forward(const Tensor& x) {
   return (*linear2)((*dropout)(activate((*linear1)(x), o_.activation)));
 }
 
-Tensor TransformerEncoderLayer::forward(const Tensor& src, const ag::AttentionMask& src_mask,
-                                        const ag::AttentionMask& src_key_padding_mask) {
+template <class Attend>
+Tensor TransformerEncoderLayer::block(const Tensor& src, Attend&& attend) {
   auto self_attention = [&](const Tensor& x) {
-    AttentionOutput a = (*self_attn)(x, x, x, src_key_padding_mask, src_mask);
+    AttentionOutput a = attend(x);
     attention_ = a.weights;
     return (*dropout1)(a.output);
   };
@@ -40,6 +41,15 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const ag::AttentionMa
     x = (*norm2)(x + (*dropout2)(feed_forward(x)));
   }
   return x;
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const ag::AttentionMask& src_mask,
+                                        const ag::AttentionMask& src_key_padding_mask) {
+  return block(src, [&](const Tensor& x) { return (*self_attn)(x, x, x, src_key_padding_mask, src_mask); });
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, KVCache& cache) {
+  return block(src, [&](const Tensor& x) { return self_attn->forward(x, cache); });
 }
 
 std::string TransformerEncoderLayer::describe() const {
@@ -106,6 +116,20 @@ Tensor TransformerEncoder::forward(const Tensor& src, const ag::AttentionMask& m
   Tensor x = src;
   for (auto& layer : layers) x = layer->forward(x, mask, kpm);
   return norm ? (*norm)(x) : x;
+}
+
+Tensor TransformerEncoder::forward(const Tensor& src, std::vector<KVCache>& caches) {
+  if (caches.size() != layers.size())
+    ag::fail(describe(), ": ", caches.size(), " KV caches for ", layers.size(), " layers (one per layer: make_cache)");
+  Tensor x = src;
+  for (std::size_t i = 0; i < layers.size(); ++i) x = layers[i]->forward(x, caches[i]);
+  return norm ? (*norm)(x) : x;
+}
+
+std::vector<KVCache> TransformerEncoder::make_cache(std::size_t batch, std::size_t max_length) const {
+  std::vector<KVCache> caches;
+  for (const auto& layer : layers) caches.push_back(layer->self_attn->make_cache(batch, max_length));
+  return caches;
 }
 
 std::string TransformerEncoder::describe() const { return "TransformerEncoder(" + std::to_string(layers.size()) + " layers)"; }

@@ -42,11 +42,11 @@ struct Sizes {
 
 Tensor uniform(const Shape& shape, Dtype dt, Generator& gen) { return (rand(shape, gen, {dt}) * 2.0 - 1.0).detach(); }
 
-// [Tq, Tk]: true (blocked) where key j > query i.
-Mask causal_mask(std::size_t Tq, std::size_t Tk) {
+// [Tq, Tk]: true (blocked) where key j > query i's position, query_offset + i.
+Mask causal_mask(std::size_t Tq, std::size_t Tk, std::size_t query_offset = 0) {
   std::vector<std::uint8_t> m(Tq * Tk, 0);
   for (std::size_t i = 0; i < Tq; ++i)
-    for (std::size_t j = i + 1; j < Tk; ++j) m[i * Tk + j] = 1;
+    for (std::size_t j = query_offset + i + 1; j < Tk; ++j) m[i * Tk + j] = 1;
   return Mask({Tq, Tk}, std::move(m));
 }
 
@@ -74,17 +74,18 @@ Tensor random_bias(const Shape& s, std::uint64_t seed, Dtype dt = f32) {
 }
 
 // The reference: attention composed of existing ops, holding the whole [..., Tq, Tk] matrix.
-Tensor naive_scores(const Tensor& q, const Tensor& k, const AttentionMask& mask, double scale, bool causal) {
+Tensor naive_scores(const Tensor& q, const Tensor& k, const AttentionMask& mask, double scale, bool causal,
+                    std::size_t query_offset = 0) {
   const double s = scale != 0 ? scale : 1.0 / std::sqrt(double(q.shape().back()));
   const double inf = std::numeric_limits<double>::infinity();
   Tensor scores = matmul(q * s, transpose(k, -2, -1));
   if (mask.bias.defined()) scores = scores + mask.bias.to(q.dtype());
-  if (causal) scores = masked_fill(scores, causal_mask(q.size(-2), k.size(-2)), -inf);
+  if (causal) scores = masked_fill(scores, causal_mask(q.size(-2), k.size(-2), query_offset), -inf);
   if (mask.blocked.defined()) scores = masked_fill(scores, mask.blocked, -inf);
   return scores;
 }
 Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask, TiledAttentionOptions o) {
-  return matmul(softmax(naive_scores(q, k, mask, o.scale, o.causal), -1), v);
+  return matmul(softmax(naive_scores(q, k, mask, o.scale, o.causal, o.query_offset), -1), v);
 }
 
 // max |got - want| / max |want| over all elements (0 when both are all zero).
@@ -160,6 +161,30 @@ BOOST_AUTO_TEST_CASE(gradcheck_plain_and_causal) {
   gradcheck_case("causal", {{2, 3}, 13, 13, 5, 4}, Tensor(), {.causal = true, .block = 4});
   gradcheck_case("causal Tq > Tk", {{2, 3}, 13, 7, 5, 4}, Tensor(), {.causal = true, .block = 4});
   gradcheck_case("causal Tq < Tk", kAwkward, Tensor(), {.causal = true, .block = 4});
+  // the last 7 of 13 positions (a KV cache's new queries), and 7 queries from position 3
+  gradcheck_case("causal query_offset 6", kAwkward, Tensor(), {.causal = true, .block = 4, .query_offset = 6});
+  gradcheck_case("causal query_offset 3", kAwkward, padding_mask({13, 9}, 13), {.causal = true, .block = 4, .query_offset = 3});
+}
+
+// The queries of a KV cache: rows i of q at positions query_offset + i give the same output and
+// gradients as those rows of the whole causal attention (the naive one masks key j > offset + i).
+BOOST_AUTO_TEST_CASE(query_offset_places_the_queries) {
+  for (Dtype dt : {f32, f64})
+    for (std::size_t block : {1, 4, 64})
+      for (std::size_t offset : {0, 3, 6}) {
+        compare_with_naive("offset " + std::to_string(offset), kAwkward, dt, Tensor(),
+                           {.causal = true, .block = block, .query_offset = offset});
+        compare_with_naive("offset " + std::to_string(offset) + " + padding", kAwkward, dt, padding_mask({13, 9}, 13),
+                           {.causal = true, .block = block, .query_offset = offset});
+      }
+  // One query at the last position sees every key: the last row of the whole causal attention.
+  for (Dtype dt : {f32, f64}) {
+    Generator gen(77);
+    const Tensor q = uniform({2, 3, 13, 5}, dt, gen), k = uniform({2, 3, 13, 5}, dt, gen), v = uniform({2, 3, 13, 4}, dt, gen);
+    const Tensor full = ag::tiled_attention(q, k, v, {}, {.causal = true, .block = 4});
+    const Tensor last = ag::tiled_attention(ag::slice(q, 2, 12, 13), k, v, {}, {.causal = true, .block = 4, .query_offset = 12});
+    BOOST_TEST(rel_diff(last, ag::slice(full, 2, 12, 13)) <= (dt == f64 ? 1e-15 : 1e-7));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(gradcheck_masks) {
@@ -454,11 +479,16 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(alibi)
 
 // The same ALiBi bias, built as a float mask [H, Tq, Tk]: -m_h (i - j), or -m_h |i - j|.
-Tensor explicit_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric, Dtype dt) {
+// Query row r is at position i = offset + r.
+Tensor explicit_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric, Dtype dt,
+                     std::size_t offset = 0) {
   std::vector<double> b;
   for (double m : slopes)
-    for (std::size_t i = 0; i < Tq; ++i)
-      for (std::size_t j = 0; j < Tk; ++j) b.push_back(-m * (symmetric ? std::abs(double(i) - double(j)) : double(i) - double(j)));
+    for (std::size_t r = 0; r < Tq; ++r)
+      for (std::size_t j = 0; j < Tk; ++j) {
+        const double dist = double(offset + r) - double(j);
+        b.push_back(-m * (symmetric ? std::abs(dist) : dist));
+      }
   return tensor(b, {slopes.size(), Tq, Tk}, {dt});
 }
 
@@ -468,7 +498,8 @@ BOOST_AUTO_TEST_CASE(tiled_equals_the_explicit_bias) {
   const std::vector<double> slopes{0.5, 0.125, 0.03125};
   for (Dtype dt : {f32, f64})
     for (bool symmetric : {false, true})
-      for (std::size_t block : {3, 64}) {
+      for (std::size_t block : {3, 64})
+      for (std::size_t offset : {0, 4}) {  // 4: the 7 queries are the last 7 of 11 positions
         const Sizes s{{2, 3}, 7, 11, 5, 4};
         Generator gen(51);
         const Tensor q0 = uniform(s.q(), dt, gen), k0 = uniform(s.k(), dt, gen), v0 = uniform(s.v(), dt, gen);
@@ -476,16 +507,16 @@ BOOST_AUTO_TEST_CASE(tiled_equals_the_explicit_bias) {
         Tensor out[2], gq[2], gk[2], gv[2];
         for (int implicit = 0; implicit < 2; ++implicit) {
           Tensor q = Tensor::from(q0.array(), true), k = Tensor::from(k0.array(), true), v = Tensor::from(v0.array(), true);
-          TiledAttentionOptions o{.causal = !symmetric, .block = block};
+          TiledAttentionOptions o{.causal = !symmetric, .block = block, .query_offset = offset};
           AttentionMask m;
           if (implicit) o.alibi_slopes = slopes, o.alibi_symmetric = symmetric;
-          else m = explicit_bias(slopes, s.Tq, s.Tk, symmetric, dt);
+          else m = explicit_bias(slopes, s.Tq, s.Tk, symmetric, dt, offset);
           out[implicit] = ag::tiled_attention(q, k, v, m, o);
           out[implicit].backward(dout);
           gq[implicit] = q.grad(), gk[implicit] = k.grad(), gv[implicit] = v.grad();
         }
         const double tol = dt == f64 ? 1e-13 : 1e-5;
-        BOOST_TEST_CONTEXT(dt << (symmetric ? " symmetric" : " causal") << " block " << block) {
+        BOOST_TEST_CONTEXT(dt << (symmetric ? " symmetric" : " causal") << " block " << block << " offset " << offset) {
           BOOST_TEST(rel_diff(out[1], out[0]) <= tol);
           BOOST_TEST(rel_diff(gq[1], gq[0]) <= tol);
           BOOST_TEST(rel_diff(gk[1], gk[0]) <= tol);
@@ -499,6 +530,8 @@ BOOST_AUTO_TEST_CASE(gradcheck_with_alibi) {
                  {.causal = true, .block = 4, .alibi_slopes = {0.5, 0.25, 0.125}});
   gradcheck_case("alibi symmetric + padding", {{2, 3}, 7, 13, 5, 4}, padding_mask({13, 9}, 13),
                  {.block = 4, .alibi_slopes = {0.5, 0.25, 0.125}, .alibi_symmetric = true});
+  gradcheck_case("alibi causal query_offset 6", kAwkward, {},
+                 {.causal = true, .block = 4, .query_offset = 6, .alibi_slopes = {0.5, 0.25, 0.125}});
 }
 
 BOOST_AUTO_TEST_CASE(errors) {

@@ -143,10 +143,15 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
 // Saved for backward: the output and each row's max and log-sum [..., Tq]; extra memory O(block * T).
 struct TiledAttentionOptions {
   double scale = 0;        // 0 -> 1/sqrt(d)
-  bool causal = false;     // block key j > query i (top-left aligned when Tq != Tk)
+  bool causal = false;     // block key j > query i's position (query_offset + i)
   std::size_t block = 64;  // queries and keys per tile
+  // The position of query row 0 among the keys: query row i is at position query_offset + i,
+  // key row j at j. 0 (the default) aligns both at the top left; Tk - Tq aligns the last query
+  // with the last key, as in incremental decoding with a KV cache (nn::KVCache). Causality and
+  // ALiBi's distances use these positions.
+  std::size_t query_offset = 0;
   // ALiBi (Press et al. 2022): adds -m_h * (i - j) to the score of query i for key j in head h
-  // (-m_h * |i - j| when alibi_symmetric), computed tile by tile: no [Tq, Tk] bias is ever held.
+  // (-m_h * |i - j| when alibi_symmetric; i, j positions), computed tile by tile: no [Tq, Tk] bias is ever held.
   // One slope per head, the last batch dim of q (e.g. H of [B, H, Tq, d]); empty: no ALiBi.
   // nn::alibi_slopes(H) gives the paper's. No gradient (the slopes are constants).
   std::vector<double> alibi_slopes = {};

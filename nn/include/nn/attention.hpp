@@ -30,6 +30,10 @@ AttentionOutput scaled_dot_product_attention(const Tensor& q, const Tensor& k, c
 
 // [T, T], true above the diagonal: position t may attend to 0..t only.
 ag::Mask causal_mask(std::size_t T);
+// [Tq, Tk] for queries that are the last Tq of Tk positions (bottom-right aligned, as in decoding
+// with a KV cache): query i, at position Tk - Tq + i, may attend to keys 0..Tk - Tq + i.
+// causal_mask(T, T) == causal_mask(T). Errors: Tq > Tk.
+ag::Mask causal_mask(std::size_t Tq, std::size_t Tk);
 // [B, T], true at padded positions t >= lengths[b].
 ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T);
 
@@ -39,11 +43,37 @@ ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T);
 // is a power of two; otherwise those of the nearest smaller power of two n followed by every other
 // slope of 2n (the paper's reference code). Errors: H = 0.
 std::vector<double> alibi_slopes(std::size_t num_heads);
-// The bias itself as a float mask [H, Tq, Tk] (queries and keys both from position 0), -m_h (i - j),
-// or -m_h |i - j| when symmetric (for attention without a causal mask). The tiled path never builds
-// it (ag::TiledAttentionOptions::alibi_slopes); the naive path adds it.
+// The bias itself as a float mask [H, Tq, Tk], -m_h (i - j), or -m_h |i - j| when symmetric (for
+// attention without a causal mask), with query row r at position i = query_offset + r and key row j
+// at position j (query_offset = Tk - Tq for the new queries of a KV cache). The tiled path never
+// builds it (ag::TiledAttentionOptions::alibi_slopes); the naive path adds it.
 Tensor alibi_bias(const std::vector<double>& slopes, std::size_t Tq, std::size_t Tk, bool symmetric = false,
-                  ag::Dtype dtype = ag::f32);
+                  ag::Dtype dtype = ag::f32, std::size_t query_offset = 0);
+
+// The keys and values one attention layer has computed so far, kept for incremental decoding
+// (the "KV cache"; used by GPT-2 and every decoder since): generating token t then costs one query
+// against t cached keys instead of recomputing all t positions. Preallocated at its maximum length:
+// k and v [B, H_kv, T_max, d]. Holds keys after any rotation (RoPE), before GQA's repetition, so a
+// GQA layer's cache is H / H_kv times smaller. Inference only: what it holds is not on any graph.
+class KVCache {
+ public:
+  KVCache() = default;
+  // Errors: a zero size.
+  KVCache(std::size_t batch, std::size_t num_kv_heads, std::size_t max_length, std::size_t head_dim, ag::Dtype dtype = ag::f32);
+  std::size_t length() const { return length_; }  // positions held: the position of the next token
+  std::size_t max_length() const { return max_length_; }
+  std::size_t bytes() const;  // of k and v together: 2 B H_kv T_max d sizeof(dtype)
+  void clear() { length_ = 0; }
+  // Writes k and v [B, H_kv, T, d] at positions length() .. length() + T - 1 and returns the keys
+  // and values of every position held, [B, H_kv, length(), d] each (length() grown by T).
+  // Errors (nothing is written): shapes or dtypes other than the cache's, more positions than fit.
+  std::pair<Tensor, Tensor> append(const Tensor& k, const Tensor& v);
+  bool defined() const { return k_.defined(); }
+
+ private:
+  Tensor k_, v_;
+  std::size_t length_ = 0, max_length_ = 0;
+};
 
 // How MultiHeadAttention computes softmax(q k^T / sqrt(d) + mask) v:
 //   naive: the whole [B, H, Tq, Tk] matrix of weights, kept for backward and returned (time and
@@ -81,6 +111,14 @@ class MultiHeadAttention : public Module {
                              const ag::AttentionMask& am = {}) {
     return forward(q, k, v, kpm, am);
   }
+  // Causal self-attention of x [B, T, D], the tokens at positions cache.length() .. + T - 1, over
+  // themselves and every position in the cache, which it extends by T (incremental decoding).
+  // RoPE and ALiBi use those positions. The same output as forward(x, x, x) over the whole
+  // sequence with a causal mask, at its last T rows. Inference only: errors unless gradients are
+  // off (ag::NoGrad); also a cache of another batch, head count, head size or dtype, or a full one.
+  AttentionOutput forward(const Tensor& x, KVCache& cache);
+  // A cache for this layer: [B, H_kv, max_length, d] keys and values of the parameters' dtype.
+  KVCache make_cache(std::size_t batch, std::size_t max_length) const;
   std::string describe() const override;
   std::size_t num_heads() const { return heads_; }
   std::size_t num_kv_heads() const { return kv_heads_; }
@@ -99,6 +137,15 @@ class MultiHeadAttention : public Module {
   std::shared_ptr<Dropout> dropout;  // on the attention weights
 
  private:
+  // The projections split into heads: q [B, H, Tq, d]; k, v [B, H_kv, Tk, d].
+  struct Heads {
+    Tensor q, k, v;
+  };
+  Heads project(const Tensor& query, const Tensor& key, const Tensor& value) const;
+  // Attention of q over k and v (repeated for GQA), the query rows at positions query_offset + i;
+  // causal: key positions after the query's are blocked. Then heads merged and out_proj.
+  AttentionOutput attend(const Tensor& q, const Tensor& k, const Tensor& v, ag::AttentionMask mask, bool causal,
+                         std::size_t query_offset);
   std::size_t d_model_, heads_, kv_heads_;
 };
 
@@ -128,10 +175,13 @@ class AdditiveAttention : public Module {
 };
 
 // x + PE[t]: PE[t, 2i] = sin(t / 10000^(2i/D)), PE[t, 2i+1] = cos(t / 10000^(2i/D)). No parameters.
+// Positional encodings add row offset + t of their table to x[:, t]: offset is the position of the
+// first row (the cache's length when decoding with a KV cache). Errors: positions past the table
+// (offset + T > max_len), x not [B, T, D].
 class SinusoidalPositionalEncoding : public Module {
  public:
   SinusoidalPositionalEncoding(std::size_t d_model, std::size_t max_len = 4096);
-  Tensor forward(const Tensor& x) const;  // x: [B, T, D]
+  Tensor forward(const Tensor& x, std::size_t offset = 0) const;  // x: [B, T, D]
   Tensor operator()(const Tensor& x) const { return forward(x); }
   std::string describe() const override;
   Tensor table(ag::Dtype dtype = ag::f32) const { return dtype == ag::f64 ? pe64_ : pe_; }  // [max_len, D]
@@ -144,7 +194,7 @@ class SinusoidalPositionalEncoding : public Module {
 class LearnedPositionalEncoding : public Module {
  public:
   LearnedPositionalEncoding(std::size_t d_model, std::size_t max_len, ag::Generator& gen);
-  Tensor forward(const Tensor& x) const;
+  Tensor forward(const Tensor& x, std::size_t offset = 0) const;
   Tensor operator()(const Tensor& x) const { return forward(x); }
   std::string describe() const override;
   Tensor weight;

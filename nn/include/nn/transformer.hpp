@@ -20,6 +20,7 @@ struct TransformerOptions {
   bool norm_first = false;  // false: post-LN, true: pre-LN
   double layer_norm_eps = 1e-5;
   AttentionImpl attention = AttentionImpl::naive;  // tiled: memory linear in T, no weights kept
+  std::size_t num_kv_heads = 0;  // self-attention's key/value heads (GQA; 1 = MQA); 0 = num_heads
 };
 
 class TransformerEncoderLayer : public Module {
@@ -28,6 +29,10 @@ class TransformerEncoderLayer : public Module {
   // src: [B, S, D]; src_mask: [S, S]; src_key_padding_mask: [B, S]. Masks: ag::Mask blocks where
   // true, a float Tensor is added (nn/attention.hpp).
   Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {});
+  // Causal self-attention over src [B, T, D] (positions cache.length() ..) and the cached
+  // positions before it, extending the cache: incremental decoding (MultiHeadAttention::forward
+  // with a KVCache). Inference only (under ag::NoGrad).
+  Tensor forward(const Tensor& src, KVCache& cache);
   std::string describe() const override;
   Tensor last_attention() const { return attention_; }  // [B, H, S, S] from the last forward (naive attention only)
 
@@ -38,6 +43,9 @@ class TransformerEncoderLayer : public Module {
 
  private:
   Tensor feed_forward(const Tensor& x);
+  // The layer around an attention block: residuals, norms (pre- or post-LN), feed-forward.
+  template <class Attend>
+  Tensor block(const Tensor& src, Attend&& attend);
   TransformerOptions o_;
   Tensor attention_;
 };
@@ -72,6 +80,10 @@ class TransformerEncoder : public Module {
  public:
   TransformerEncoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen, std::optional<bool> final_norm = {});
   Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {});
+  // Incremental causal decoding, one KVCache per layer (make_cache). Inference only.
+  Tensor forward(const Tensor& src, std::vector<KVCache>& caches);
+  // One cache per layer for `batch` sequences of up to max_length positions.
+  std::vector<KVCache> make_cache(std::size_t batch, std::size_t max_length) const;
   std::string describe() const override;
   std::vector<std::shared_ptr<TransformerEncoderLayer>> layers;
   std::shared_ptr<LayerNorm> norm;  // null without a final norm
