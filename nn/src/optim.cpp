@@ -247,21 +247,60 @@ void check_adam(const char* who, const AdamOptions& o) {
 }
 }  // namespace
 
-Adam::Adam(std::vector<ag::Tensor> params, AdamOptions o) : Adam("Adam", std::move(params), o, false) {}
+namespace {
+std::vector<ag::Tensor> all_params(const std::vector<ParamGroup>& groups) {
+  std::vector<ag::Tensor> all;
+  for (const auto& g : groups) all.insert(all.end(), g.params.begin(), g.params.end());
+  return all;
+}
+std::vector<ParamGroup> one_group(std::vector<ag::Tensor> params, double weight_decay) {
+  return {ParamGroup{std::move(params), weight_decay}};
+}
+}  // namespace
 
-Adam::Adam(const char* name, std::vector<ag::Tensor> params, AdamOptions o, bool decoupled)
-    : Optimizer(name, std::move(params), o.lr), o_(o), decoupled_(decoupled), param_steps_(parameters().size(), 0) {
+std::vector<ParamGroup> weight_decay_groups(const std::vector<ag::Tensor>& params, double weight_decay) {
+  ParamGroup matrices{{}, weight_decay}, vectors{{}, 0.0};
+  for (const auto& p : params) (p.dim() >= 2 ? matrices : vectors).params.push_back(p);
+  std::vector<ParamGroup> groups;
+  for (auto* g : {&matrices, &vectors})
+    if (!g->params.empty()) groups.push_back(std::move(*g));
+  return groups;
+}
+
+Adam::Adam(std::vector<ag::Tensor> params, AdamOptions o) : Adam("Adam", one_group(std::move(params), o.weight_decay), o, false, false) {}
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions o) : Adam("Adam", std::move(groups), o, false, true) {}
+
+Adam::Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions o, bool decoupled, bool grouped)
+    : Optimizer(name, all_params(groups), o.lr), o_(o), decoupled_(decoupled), param_steps_(parameters().size(), 0) {
   check_adam(name, o);
+  for (const auto& g : groups) {
+    check_non_negative(name, "weight_decay", g.weight_decay);
+    weight_decay_.insert(weight_decay_.end(), g.params.size(), g.weight_decay);
+  }
+  if (grouped) groups_ = std::move(groups);
 }
 
 AdamW::AdamW(std::vector<ag::Tensor> params, AdamWOptions o)
-    : Adam("AdamW", std::move(params), AdamOptions{o.lr, o.betas, o.eps, o.weight_decay}, true) {}
+    : Adam("AdamW", one_group(std::move(params), o.weight_decay), AdamOptions{o.lr, o.betas, o.eps, o.weight_decay}, true, false) {}
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o)
+    : Adam("AdamW", std::move(groups), AdamOptions{o.lr, o.betas, o.eps, o.weight_decay}, true, true) {}
 
 std::map<std::string, std::string> Adam::hyperparameters() const {
-  return {{"lr", exact_text(lr())},
-          {"betas", exact_text(o_.betas.first) + "," + exact_text(o_.betas.second)},
-          {"eps", exact_text(o_.eps)},
-          {"weight_decay", exact_text(o_.weight_decay)}};
+  std::map<std::string, std::string> h{{"lr", exact_text(lr())},
+                                       {"betas", exact_text(o_.betas.first) + "," + exact_text(o_.betas.second)},
+                                       {"eps", exact_text(o_.eps)},
+                                       {"weight_decay", exact_text(o_.weight_decay)}};
+  if (!groups_.empty()) {  // per group, in order: "0.1,0" and the groups' sizes "24,50"
+    std::string decay, sizes;
+    for (const auto& g : groups_) {
+      if (!decay.empty()) decay += ',', sizes += ',';
+      decay += exact_text(g.weight_decay);
+      sizes += std::to_string(g.params.size());
+    }
+    h["weight_decay"] = decay;
+    h["param_groups"] = sizes;
+  }
+  return h;
 }
 
 void Adam::update(std::size_t i, ag::Array& param, const ag::Array& grad) {
@@ -271,7 +310,7 @@ void Adam::update(std::size_t i, ag::Array& param, const ag::Array& grad) {
                                    .beta1 = o_.betas.first,
                                    .beta2 = o_.betas.second,
                                    .eps = o_.eps,
-                                   .weight_decay = o_.weight_decay,
+                                   .weight_decay = weight_decay_[i],
                                    .decoupled = decoupled_,
                                    .step = ++param_steps_[i]};
   ag::dispatch(param.dtype(), [&](auto tag) {

@@ -97,6 +97,45 @@ BOOST_AUTO_TEST_CASE(adamw_three_steps_by_hand) {
                  {0.89000000049999994, 0.7815718559365048, 0.6751012216400698}, d);
 }
 
+// Parameter groups (PyTorch's param_groups with their own weight_decay): one AdamW over two
+// groups updates each parameter exactly as a separate AdamW with that group's decay, indexes
+// state across the groups in order, and says so in its hyperparameters.
+BOOST_AUTO_TEST_CASE(adamw_param_groups_decay_each_group_by_its_own_rate) {
+  ag::Generator gen(3);
+  auto fresh = [&](const ag::Shape& s) { return ag::Tensor::from(ag::randn(s, gen).array(), true); };
+  const ag::Tensor w0 = fresh({3, 4}), e0 = fresh({5, 3}), b0 = fresh({4}), g0 = fresh({3});  // 2 matrices, 2 vectors
+  auto copy = [](const ag::Tensor& t) { return ag::Tensor::from(t.array(), true); };
+  const ag::Tensor w = copy(w0), e = copy(e0), b = copy(b0), g = copy(g0);
+  const ag::Tensor w2 = copy(w0), e2 = copy(e0), b2 = copy(b0), g2 = copy(g0);
+  const std::vector<nn::ParamGroup> groups = nn::weight_decay_groups({w, b, e, g}, 0.1);
+  BOOST_TEST_REQUIRE(groups.size() == 2u);
+  BOOST_TEST(groups[0].params.size() == 2u);  // w, e: dims >= 2, decayed
+  BOOST_TEST(groups[0].weight_decay == 0.1);
+  BOOST_TEST(groups[1].weight_decay == 0.0);  // b, g
+  nn::AdamW grouped(groups, {.lr = 0.05});
+  nn::AdamW decayed({w2, e2}, {.lr = 0.05, .weight_decay = 0.1}), plain({b2, g2}, {.lr = 0.05, .weight_decay = 0.0});
+  auto loss = [](const ag::Tensor& w, const ag::Tensor& e, const ag::Tensor& b, const ag::Tensor& g) {
+    return ag::sum(ag::tanh(ag::matmul(ag::matmul(e, w) + b, ag::transpose(w, 0, 1)) + g));  // [5, 3]
+  };
+  for (int step = 0; step < 4; ++step) {
+    grouped.zero_grad(), decayed.zero_grad(), plain.zero_grad();
+    loss(w, e, b, g).backward();
+    loss(w2, e2, b2, g2).backward();
+    grouped.step(), decayed.step(), plain.step();
+  }
+  for (auto [a, want] : {std::pair{w, w2}, {e, e2}, {b, b2}, {g, g2}}) BOOST_TEST(a.to_vector() == want.to_vector());
+  BOOST_TEST(w.to_vector() != w0.to_vector());
+  // state indexed across the groups: w (0), e (1), b (2), g (3)
+  for (const auto& [name, t] : grouped.state_dict())
+    if (name == "state.1.exp_avg") BOOST_TEST(t.shape() == e.shape());
+  const auto h = grouped.hyperparameters();
+  BOOST_TEST(h.at("weight_decay") == "0.1,0");
+  BOOST_TEST(h.at("param_groups") == "2,2");
+  BOOST_TEST(plain.hyperparameters().count("param_groups") == 0u);  // one list of parameters: as before
+  expect_error([] { nn::AdamW(std::vector<nn::ParamGroup>{}, {}); }, {"AdamW", "empty parameter list"});
+  expect_error([&] { nn::AdamW({{{w}, -1.0}}, {}); }, {"AdamW", "weight_decay"});
+}
+
 BOOST_AUTO_TEST_CASE(sgd_plain_and_weight_decay_by_hand) {
   // plain: p = p - 0.1 * 2p = 0.8 p:  0.8, 0.64, 0.512
   for (auto d : kDtypes)

@@ -133,14 +133,29 @@ struct AdamWOptions {
   double weight_decay = 1e-2;
 };
 
+// Parameters that share a weight decay: PyTorch's param_groups, where here only weight_decay may
+// differ between groups (lr, betas and eps are the optimizer's). Parameters are indexed across
+// the groups in order, as PyTorch's state_dict indexes them.
+struct ParamGroup {
+  std::vector<ag::Tensor> params;
+  double weight_decay = 0.0;
+};
+// GPT-2's and nanoGPT's split: weight matrices and embeddings (2 or more dims) decay by
+// weight_decay, biases and LayerNorm gains and shifts (1 dim) do not.
+// -> {{matrices, weight_decay}, {vectors, 0}} (an empty group is left out).
+std::vector<ParamGroup> weight_decay_groups(const std::vector<ag::Tensor>& params, double weight_decay);
+
 class Adam : public Optimizer {
  public:
   Adam(std::vector<ag::Tensor> params, AdamOptions options = {});
+  // Each group with its own weight_decay (options.weight_decay unused). Errors: as above, over
+  // all the groups' parameters; a negative weight_decay.
+  Adam(std::vector<ParamGroup> groups, AdamOptions options);
   const AdamOptions& options() const { return o_; }
   std::map<std::string, std::string> hyperparameters() const override;
 
  protected:
-  Adam(const char* name, std::vector<ag::Tensor> params, AdamOptions options, bool decoupled);
+  Adam(const char* name, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled, bool grouped);
 
  private:
   void update(std::size_t i, ag::Array& param, const ag::Array& grad) override;
@@ -150,11 +165,16 @@ class Adam : public Optimizer {
   AdamOptions o_;
   bool decoupled_;
   std::vector<std::int64_t> param_steps_;
+  std::vector<double> weight_decay_;      // per parameter
+  std::vector<ParamGroup> groups_;        // as given (empty without groups)
 };
 
 class AdamW : public Adam {
  public:
   AdamW(std::vector<ag::Tensor> params, AdamWOptions options = {});
+  // Each group with its own weight_decay (options.weight_decay unused), e.g.
+  // nn::AdamW(nn::weight_decay_groups(model.parameters(), 0.1), {.lr = 1e-3}).
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options);
 };
 
 // ---- gradient clipping -------------------------------------------------------------------
