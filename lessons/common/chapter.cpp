@@ -50,4 +50,8 @@ void Chapter::figure(const std::string& png) const {
   write_file(dir_ / "figures.txt", png + "\n", /*append=*/true);
 }
 
+std::filesystem::path lesson_source_dir(const LessonArgs& args) {
+  return std::filesystem::path(ATTNLAB_SOURCE_DIR) / "lessons" / args.name;
+}
+
 }  // namespace lab

@@ -47,6 +47,10 @@ class Chapter {
   std::filesystem::path dir_;
 };
 
+// The lesson's own directory in the source tree (lessons/NN_topic), for what a run reads from
+// beside its chapter: e.g. the committed output of a run too long for CI, which the chapter quotes.
+std::filesystem::path lesson_source_dir(const LessonArgs& args);
+
 // The marker that starts a section whose numbers are timings (the first line of its file).
 inline constexpr const char* kTimingMarker = "<!-- timings: not compared -->";
 

@@ -467,12 +467,16 @@ std::vector<std::pair<std::string, ag::Generator*>> all_generators(Module& model
 }
 
 void check_same_parameters(const Module& model, const Optimizer& optimizer, const char* who) {
+  // In any order (parameter groups reorder them): the optimizer's state is saved and loaded by
+  // its own indices, the same for the same construction.
   const auto mp = model.parameters();
   const auto& op = optimizer.parameters();
+  std::set<const void*> model_nodes;
+  for (const auto& p : mp) model_nodes.insert(p.node());
   bool same = mp.size() == op.size();
-  for (std::size_t i = 0; same && i < mp.size(); ++i) same = mp[i].node() == op[i].node();
+  for (std::size_t i = 0; same && i < op.size(); ++i) same = model_nodes.count(op[i].node()) > 0;
   if (!same)
-    ag::fail(who, ": the optimizer must hold exactly the model's parameters, in the order of model.parameters() (it holds ", op.size(),
+    ag::fail(who, ": the optimizer must hold exactly the model's parameters, each once, in any order (it holds ", op.size(),
              " tensors, the model has ", mp.size(), ")");
 }
 

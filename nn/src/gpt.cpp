@@ -61,6 +61,10 @@ GPT::GPT(const GPTOptions& o, ag::Generator& gen) : o_(o) {
     else if (ends_with(name, "out_proj.weight") || ends_with(name, "linear2.weight")) normal_(p, gen, 0.0, residual_std);
     else normal_(p, gen, 0.0, 0.02);
   }
+  // The sinusoids have entries of size 1: token vectors of size 0.02 added to them would be
+  // drowned. Vaswani et al. (3.4) multiply the embeddings by sqrt(D); from N(0, 1/D) that makes
+  // unit entries, as TransformerSeq2Seq does.
+  if (sinusoidal) normal_(tok_emb->weight, gen, 0.0, 1.0 / std::sqrt(double(o.d_model)));
   for (std::size_t T = 1; T <= o.block_size; ++T) masks_.push_back(causal_mask(T));
 }
 
@@ -68,6 +72,7 @@ Tensor GPT::embed(const ag::Indices& ids, std::size_t offset) const {
   if (ids.shape.size() != 2 || ids.shape[1] == 0)
     ag::fail(describe(), ": ids should be [batch, time] with time >= 1, got ", ag::shape_str(ids.shape));
   Tensor x = tok_emb->forward(ids);  // [B, T, D]
+  if (sinusoidal) x = x * std::sqrt(double(o_.d_model));  // Vaswani et al.'s scale (see the constructor)
   if (pos_emb) x = pos_emb->forward(x, offset);
   if (sinusoidal) x = sinusoidal->forward(x, offset);
   return x;
@@ -80,11 +85,13 @@ Tensor GPT::head(const Tensor& x) const {
 Tensor GPT::forward(const ag::Indices& ids) {
   const Tensor x = (*drop)(embed(ids, 0));
   const std::size_t T = ids.shape[1];
+  if (!o_.causal) return head(blocks->forward(x));
   return head(blocks->forward(x, T <= masks_.size() ? masks_[T - 1] : causal_mask(T)));  // t attends to 0..t only
 }
 
 Tensor GPT::forward(const ag::Indices& ids, std::vector<KVCache>& cache) {
   if (cache.empty()) ag::fail(describe(), ": no KV caches (make_cache gives one per layer)");
+  if (!o_.causal) ag::fail(describe(), ": a KV cache needs the causal mask (this model has causal = false)");
   return head(blocks->forward((*drop)(embed(ids, cache.front().length())), cache));
 }
 
@@ -132,7 +139,8 @@ std::string GPT::describe() const {
   return "GPT(layers=" + std::to_string(o_.num_layers) + ", heads=" + std::to_string(o_.num_heads) +
          (o_.num_kv_heads && o_.num_kv_heads != o_.num_heads ? ", num_kv_heads=" + std::to_string(o_.num_kv_heads) : std::string()) +
          ", d_model=" + std::to_string(o_.d_model) + ", vocab=" + std::to_string(o_.vocab_size) + ", block_size=" +
-         std::to_string(o_.block_size) + ", positions=" + position_name(o_.position) + (o_.tie_weights ? ", tied" : "") + ")";
+         std::to_string(o_.block_size) + ", positions=" + position_name(o_.position) + (o_.tie_weights ? ", tied" : "") +
+         (o_.causal ? "" : ", no causal mask") + ")";
 }
 
 }  // namespace nn

@@ -87,7 +87,8 @@ struct TrainingState {
 };
 
 // Writes the state of `model` (non-const: the walk that finds its generators also serves load),
-// `optimizer` (which must hold exactly model.parameters(), in order) and `state` to `path`.
+// `optimizer` (which must hold exactly model.parameters(), each once, in any order: parameter
+// groups reorder them) and `state` to `path`.
 void save_training_state(const std::string& path, Module& model, const Optimizer& optimizer, const TrainingState& state);
 
 // Restores model parameters, optimizer state, step count and lr, every generator (the model's and

@@ -20,7 +20,8 @@ namespace nn {
 // Where a decoder-only model gets its sense of order:
 //   learned:    a trained table P [block_size, D] added to the token embeddings (GPT-2); a
 //               position past it is an error
-//   sinusoidal: the fixed sin/cos table of Vaswani et al. added to the embeddings
+//   sinusoidal: the fixed sin/cos table of Vaswani et al. added to the embeddings, which are
+//               then, as theirs, N(0, 1/D) and multiplied by sqrt(D) (the table's entries are of size 1)
 //   rope:       q and k of every head rotated by their positions (Su et al. 2021; ag::rope)
 //   alibi:      a per-head penalty -m_h (i - j) on the scores (Press et al. 2022)
 //   none:       nothing but the causal mask (NoPE: Haviv et al. 2022; Kazemnejad et al. 2023)
@@ -42,6 +43,9 @@ struct GPTOptions {
   AttentionImpl attention = AttentionImpl::naive;
   bool tie_weights = false;             // lm_head uses tok_emb.weight (GPT-2, nanoGPT): V D fewer parameters
   std::size_t max_positions = 4096;     // the sinusoidal table's length (sinusoidal only)
+  // false: no causal mask, every position sees the whole window (then it can read the character it
+  // must predict: lesson 14's exercise 1). A KV cache needs the mask (an error without it).
+  bool causal = true;
 };
 
 // How GPT::generate reads its context.
@@ -59,7 +63,8 @@ struct GenerateOptions {
 
 class GPT : public Module {
  public:
-  // GPT-2's initialisation (as nanoGPT's): every weight matrix and embedding ~ N(0, 0.02^2),
+  // GPT-2's initialisation (as nanoGPT's): every weight matrix and embedding ~ N(0, 0.02^2)
+  // (token embeddings N(0, 1/D) with sinusoidal positions, see above),
   // the residual projections (out_proj, linear2) ~ N(0, (0.02 / sqrt(2 L))^2), biases 0, LayerNorms
   // 1 and 0. Errors: vocab_size 0, d_model not divisible by num_heads, num_heads not divisible by num_kv_heads.
   GPT(const GPTOptions& o, ag::Generator& gen);
