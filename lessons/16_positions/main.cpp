@@ -195,25 +195,29 @@ int main(int argc, char** argv) {
     past.save_markdown(args.path("report.md"), true);
 
     // ---- curves: loss against evaluation length (medians), and per position at 8T (first seed) ----
+    // (the learned table has numbers at the trained length only: its own file, one row)
+    const std::vector<PositionEncoding> extrapolating(kSchemes.begin() + 1, kSchemes.end());
     {
       std::vector<std::string> cols;
-      for (PositionEncoding p : kSchemes) cols.push_back(nn::position_name(p));
+      for (PositionEncoding p : extrapolating) cols.push_back(nn::position_name(p));
       lab::CurveLog by_length(args.path("by_length.csv"), cols, "length");
       for (std::size_t i = 0; i < kMultiples.size(); ++i) {
         std::vector<double> row;
-        for (PositionEncoding p : kSchemes) row.push_back(stats(p, i, false).median());
+        for (PositionEncoding p : extrapolating) row.push_back(stats(p, i, false).median());
         by_length.log(double(kMultiples[i] * T), row);
       }
+      lab::CurveLog learned(args.path("learned.csv"), {"learned"}, "length");
+      learned.log(double(T), {stats(PositionEncoding::learned, 0, false).median()});
       // per position, averaged over bins of T / 8 positions so that the lines can be told apart
       lab::CurveLog per_position(args.path("per_position.csv"), cols, "position");
       const std::size_t L = kMultiples.back() * T, bin = std::max<std::size_t>(1, T / 8);
       for (std::size_t t0 = 0; t0 < L; t0 += bin) {
         std::vector<double> row;
-        for (PositionEncoding p : kSchemes) {
+        for (PositionEncoding p : extrapolating) {
           const std::vector<double>& per = scores[p].front().longest;
           double s = 0;
           for (std::size_t t = t0; t < t0 + bin && t < per.size(); ++t) s += per[t];
-          row.push_back(per.empty() ? std::nan("") : s / double(std::min(bin, L - t0)));
+          row.push_back(s / double(std::min(bin, L - t0)));
         }
         per_position.log(double(t0) + double(bin - 1) / 2, row);
       }
@@ -222,8 +226,8 @@ int main(int argc, char** argv) {
     std::vector<lab::Series> length_series, position_series;
     for (std::size_t i = 0; i < kSchemes.size(); ++i) {
       const std::string name = nn::position_name(kSchemes[i]);
-      length_series.push_back({args.path("by_length.csv"), name, label(kSchemes[i]), "length",
-                               "linespoints lc rgb '" + colors[i] + "' pt 7 ps 0.8", 2.5});
+      length_series.push_back({args.path(kSchemes[i] == PositionEncoding::learned ? "learned.csv" : "by_length.csv"), name,
+                               label(kSchemes[i]), "length", "linespoints lc rgb '" + colors[i] + "' pt 7 ps 0.8", 2.5});
       if (kSchemes[i] != PositionEncoding::learned)
         position_series.push_back({args.path("per_position.csv"), name, label(kSchemes[i]), "position",
                                    "lines lc rgb '" + colors[i] + "'", 2});
