@@ -121,6 +121,7 @@ std::vector<std::int64_t> GPT::generate(const std::vector<std::int64_t>& prompt,
   Tensor logits = o.use_cache ? forward(last_tokens(context), cache) : forward(last_tokens(context));
   for (std::size_t i = 0; i < new_tokens; ++i) {
     text.push_back(sample(last_row(logits), o.sampling, gen).values[0]);
+    if (o.on_token) o.on_token(i + 1);
     if (i + 1 == new_tokens) break;
     if (!o.use_cache) {
       logits = forward(last_tokens(context));

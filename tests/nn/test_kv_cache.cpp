@@ -98,7 +98,11 @@ BOOST_AUTO_TEST_CASE(generation_with_and_without_the_cache_agree) {
       model.to(ag::f64);
       nn::GenerateOptions o{.sampling = {.greedy = greedy, .temperature = 0.8, .top_k = 6}};
       ag::Generator a(5), b(5);
+      std::vector<std::size_t> counts;
+      o.on_token = [&](std::size_t n) { counts.push_back(n); };
       const auto with = model.generate({3, 1, 4}, 13, o, a);  // 16 tokens = block_size: fits
+      BOOST_TEST(counts.size() == 13u);  // once per new token, counting 1..13
+      BOOST_TEST(counts.back() == 13u);
       o.use_cache = false;
       const auto without = model.generate({3, 1, 4}, 13, o, b);
       BOOST_TEST(with.size() == 16u);

@@ -9,6 +9,7 @@
 // a causal mask: position t sees 0..t, so one forward over T tokens gives T next-token predictions.
 // Parameter names: tok_emb.weight, pos_emb.weight (learned only), blocks.layers.<i>...,
 // blocks.norm, lm_head (absent when tie_weights).
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ struct GenerateOptions {
   // cost per token. Both read the same tokens, and agree exactly, until the text first exceeds
   // `context`. Errors: context past the learned table (learned positions).
   std::size_t context = 0;
+  // Called after each new token is chosen, with the count so far (1..new_tokens): to time the
+  // steps, show progress, or print as it goes. May be empty.
+  std::function<void(std::size_t)> on_token = {};
 };
 
 class GPT : public Module {
