@@ -98,20 +98,10 @@ struct SeedRun {
 const std::vector<double> kTemperatures = {0.5, 1.0, 1.5};
 const std::string kPrompt = "MENENIUS:\n";
 
-// The words of a text (runs of letters, lower-cased), in order.
-std::vector<std::string> word_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::string w;
-  for (char c : text + " ") {
-    if (std::isalpha(static_cast<unsigned char>(c))) w.push_back(char(std::tolower(static_cast<unsigned char>(c))));
-    else if (!w.empty()) out.push_back(w), w.clear();
-  }
-  return out;
-}
 // The share of the words of `text` that also occur in the corpus: a crude measure of how much of
 // a sample is real (Shakespeare's) English.
 double known_word_share(const std::string& text, const std::set<std::string>& corpus_words) {
-  const std::vector<std::string> words = word_list(text);
+  const std::vector<std::string> words = lab::words(text);
   std::size_t known = 0;
   for (const auto& w : words) known += corpus_words.count(w);
   return words.empty() ? 0.0 : double(known) / double(words.size());
@@ -226,16 +216,6 @@ SeedRun train_seed(const RunOptions& o, const lab::CharCorpus& corpus, double un
   return r;
 }
 
-// 14592 -> "14,592"
-std::string thousands(std::size_t n) {
-  const std::string digits = std::to_string(n);
-  std::string s;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
-    s += digits[i];
-  }
-  return s;
-}
 std::string fmt(double v, int digits = 3) { return lab::format_number(v, digits); }
 // 40 -> "40", 45.5 -> "45.5" (the median iteration of an even number of seeds)
 std::string whole(double v) {
@@ -250,27 +230,6 @@ std::string temperature_text(double t) {  // 0.5 -> "0.5", 1 -> "1.0"
   std::snprintf(buf, sizeof buf, "%.1f", t);
   return buf;
 }
-// "in 4 of 5 seeds" / "in every seed (5 of 5)"
-std::string in_seeds(std::size_t k, std::size_t n) {
-  if (k == n) return "in every seed (" + std::to_string(k) + " of " + std::to_string(n) + ")";
-  return "in " + std::to_string(k) + " of " + std::to_string(n) + " seeds";
-}
-
-// The claims a run checks, kept as text too so the chapter can quote what the run printed.
-struct Claims {
-  lab::Checks checks;
-  std::vector<std::string> lines;
-  void expect(bool ok, const std::string& claim) {
-    checks.expect(ok, claim);
-    lines.push_back(std::string(ok ? "[ok]   " : "[FAIL] ") + claim);
-  }
-  std::string block() const {
-    std::string s = "```\n";
-    for (const auto& l : lines) s += l + "\n";
-    return s + "```\n";
-  }
-};
-
 // The "## title" sections of a Markdown file: title -> the text below it, up to the next one.
 std::map<std::string, std::string> markdown_sections(const std::filesystem::path& file) {
   std::ifstream f(file);
@@ -326,11 +285,11 @@ int main(int argc, char** argv) {
     if (corpus.heldout.size() < T + 2) ag::fail("--context ", T, " is longer than the held-out text");
     const double ln2 = std::log(2.0), uniform = std::log(double(corpus.vocab.size()));
     const double unigram = lab::unigram_loss(corpus);  // each character from its frequency in the training text
-    const std::vector<std::string> corpus_word_list = word_list(corpus.text);
+    const std::vector<std::string> corpus_word_list = lab::words(corpus.text);
     const std::set<std::string> corpus_words(corpus_word_list.begin(), corpus_word_list.end());
 
-    std::cout << "Lesson 14: a tiny GPT on " << thousands(corpus.text.size()) << " characters (" << thousands(corpus.train.size())
-              << " to train on, " << thousands(corpus.heldout.size()) << " held out), V = " << corpus.vocab.size() << " characters\n"
+    std::cout << "Lesson 14: a tiny GPT on " << lab::thousands(corpus.text.size()) << " characters (" << lab::thousands(corpus.train.size())
+              << " to train on, " << lab::thousands(corpus.heldout.size()) << " held out), V = " << corpus.vocab.size() << " characters\n"
               << "config " << c.name << ": L = " << c.layers << ", H = " << c.heads << ", D = " << c.d_model << ", context T = " << T
               << ", batch " << c.recipe.batch << (no_mask ? ", NO causal mask" : "") << "; " << n_seeds << " seeds of " << c.recipe.iters
               << " iterations each\n"
@@ -441,7 +400,7 @@ int main(int argc, char** argv) {
     std::cout << "Wrote " << args.out.string() << "/{loss.csv,seeds.csv,loss.png,loss.svg,samples.txt,report.md}\n";
 
     // ---- the claims, checked ----
-    Claims claims;
+    lab::Checks claims;
     const std::size_t beats_unigram = heldout_full.count([&](double v) { return v < unigram; });
     const std::size_t early = below.count([&](double v) { return v <= double(c.recipe.iters) / 4; });
     const std::size_t gap_open = gap.count([](double v) { return v > 0; });
@@ -452,26 +411,26 @@ int main(int argc, char** argv) {
     }
     claims.expect(beats_unigram == n && early == n,
                   "the model beats character frequencies alone (" + fmt(unigram) + ") on the whole held-out text " +
-                      in_seeds(beats_unigram, n) + ", within the first quarter of training " + in_seeds(early, n));
+                      lab::in_seeds(beats_unigram, n) + ", within the first quarter of training " + lab::in_seeds(early, n));
     if (c.name == "nanogpt-cpu") {  // the bar: nanoGPT reports about 1.88, PyTorch here 1.905
       const std::size_t reached = heldout_est.count([](double v) { return v <= 1.92; });
       claims.expect(reached == n, "nanoGPT's protocol ends at a held-out estimate of " + median_range(heldout_est) +
-                                      ", at most 1.92 " + in_seeds(reached, n));
+                                      ", at most 1.92 " + lab::in_seeds(reached, n));
     }
     // In --quick (300 iterations) both texts are still about as hard for the model: the gap is
     // reported there, and required only after real training.
     claims.expect(args.quick || gap_open == n, "the training text ends with a lower loss than the held-out text " +
-                                                   in_seeds(gap_open, n) + ", by " + median_range(gap) + " nats");
+                                                   lab::in_seeds(gap_open, n) + ", by " + median_range(gap) + " nats");
     claims.expect(cooler_known == n && hotter_distinct == n,
-                  "temperature 0.5 writes more corpus words than 1.5 " + in_seeds(cooler_known, n) +
-                      "; 1.5 uses more distinct characters " + in_seeds(hotter_distinct, n));
+                  "temperature 0.5 writes more corpus words than 1.5 " + lab::in_seeds(cooler_known, n) +
+                      "; 1.5 uses more distinct characters " + lab::in_seeds(hotter_distinct, n));
 
     // ---- what the chapter quotes ----
     lab::Chapter chapter(args);
-    chapter.text("data", "The corpus (`data/tinyshakespeare.txt`, " + thousands(corpus.text.size()) + " characters) has `V = " +
+    chapter.text("data", "The corpus (`data/tinyshakespeare.txt`, " + lab::thousands(corpus.text.size()) + " characters) has `V = " +
                              std::to_string(corpus.vocab.size()) + "` distinct characters, each mapped to an id. The first 90% (" +
-                             thousands(corpus.train.size()) + " characters) is for training, the last 10% (" +
-                             thousands(corpus.heldout.size()) + " characters) is held out.");
+                             lab::thousands(corpus.train.size()) + " characters) is for training, the last 10% (" +
+                             lab::thousands(corpus.heldout.size()) + " characters) is held out.");
     chapter.text("baselines", "The loss is in nats per character. Two reference points: guessing uniformly over `V` costs `log " +
                                   std::to_string(corpus.vocab.size()) + " = " + fmt(uniform) + "` nats (" + fmt(uniform / ln2) +
                                   " bits), and predicting each character from its frequency in the training text alone (a unigram "
@@ -479,19 +438,19 @@ int main(int argc, char** argv) {
                                   " has learned something about *context*.");
     chapter.text("model_size", "With `L = " + std::to_string(c.layers) + "`, `H = " + std::to_string(c.heads) + "`, `D = " +
                                    std::to_string(c.d_model) + "`, `T = " + std::to_string(T) + "` and `V = " +
-                                   std::to_string(corpus.vocab.size()) + "` the model has " + thousands(main_run.parameters) +
+                                   std::to_string(corpus.vocab.size()) + "` the model has " + lab::thousands(main_run.parameters) +
                                    " parameters.");
     chapter.table("losses", t);
     chapter.table("seeds", ps);
     chapter.text("reading",
                  "- **It learns context quickly.** The held-out estimate drops below the unigram line by iteration " +
                      whole(below.median()) + " (median; " + whole(below.min()) + " to " + whole(below.max()) +
-                     " over the seeds): within the first quarter of training " + in_seeds(early, n) + ". The whole held-out text "
+                     " over the seeds): within the first quarter of training " + lab::in_seeds(early, n) + ". The whole held-out text "
                      "ends at " + median_range(heldout_full) + " nats per character, " +
                      std::to_string(int(std::lround(100 * heldout_full.median() / uniform))) + "% of the uniform guess.\n"
                      "- **The held-out text is harder.** The training text ends with a lower loss than the held-out text " +
-                     in_seeds(gap_open, n) + ", by " + median_range(gap) + " nats. Training read " +
-                     thousands(std::size_t(c.recipe.iters) * c.recipe.batch * T) + " characters in windows, " +
+                     lab::in_seeds(gap_open, n) + ", by " + median_range(gap) + " nats. Training read " +
+                     lab::thousands(std::size_t(c.recipe.iters) * c.recipe.batch * T) + " characters in windows, " +
                      fmt(double(c.recipe.iters) * double(c.recipe.batch * T) / double(corpus.train.size()), 2) +
                      " times the length of the training text.");
     chapter.table("time", tt, lab::Timing::yes);
@@ -501,10 +460,10 @@ int main(int argc, char** argv) {
     chapter.table("temperature", st);
     chapter.text("temperature_reading",
                  "The share of sampled words that occur in the corpus falls from " + fmt(known.front().median()) + " at `τ = 0.5` to " +
-                     fmt(known.back().median()) + " at `τ = 1.5` (medians), lower at 1.5 than at 0.5 " + in_seeds(cooler_known, n) +
+                     fmt(known.back().median()) + " at `τ = 1.5` (medians), lower at 1.5 than at 0.5 " + lab::in_seeds(cooler_known, n) +
                      ". The number of distinct characters rises the other way, from " + fmt(distinct.front().median(), 2) + " to " +
                      fmt(distinct.back().median(), 2) + " of " + std::to_string(corpus.vocab.size()) + "; more at 1.5 than at 0.5 " +
-                     in_seeds(hotter_distinct, n) + ".");
+                     lab::in_seeds(hotter_distinct, n) + ".");
     // Exercise 3: what gzip -9 pays for the held-out text once it has seen the training text.
     if (corpus_path.empty()) {
       const std::string train_text = corpus.text.substr(0, corpus.train.size());
@@ -513,24 +472,24 @@ int main(int argc, char** argv) {
       if (train_bytes > 0 && all_bytes > train_bytes) {
         const double gzip_bits = double(all_bytes - train_bytes) * 8.0 / double(corpus.heldout.size());
         const std::size_t below_gzip = heldout_full.count([&](double v) { return v / ln2 < gzip_bits; });
-        chapter.text("gzip", "`gzip -9` compresses the training text to " + thousands(std::size_t(train_bytes)) +
-                                 " bytes and the whole corpus to " + thousands(std::size_t(all_bytes)) + ": the held-out " +
-                                 thousands(corpus.heldout.size()) + " characters cost it " +
-                                 thousands(std::size_t(all_bytes - train_bytes)) + " more bytes, " + fmt(gzip_bits) +
+        chapter.text("gzip", "`gzip -9` compresses the training text to " + lab::thousands(std::size_t(train_bytes)) +
+                                 " bytes and the whole corpus to " + lab::thousands(std::size_t(all_bytes)) + ": the held-out " +
+                                 lab::thousands(corpus.heldout.size()) + " characters cost it " +
+                                 lab::thousands(std::size_t(all_bytes - train_bytes)) + " more bytes, " + fmt(gzip_bits) +
                                  " bits per character. The tiny GPT's " + fmt(heldout_full.median() / ln2) +
                                  " bits per character on the same text (median; " + fmt(heldout_full.min() / ln2) + " to " +
                                  fmt(heldout_full.max() / ln2) + ") is " +
                                  (below_gzip == n ? "below" : below_gzip == 0 ? "above" : "around") + " gzip's " +
-                                 in_seeds(below_gzip, n) + ". The model's " + thousands(main_run.parameters) +
-                                 " float32 parameters take " + thousands(main_run.parameters * 4 / 1000) + " KB.");
+                                 lab::in_seeds(below_gzip, n) + ". The model's " + lab::thousands(main_run.parameters) +
+                                 " float32 parameters take " + lab::thousands(main_run.parameters * 4 / 1000) + " KB.");
       }
     }
-    chapter.text("checks", claims.block());
+    chapter.text("checks", claims.markdown());
     chapter.figure("loss.png");
     // report.md ends with the checks and the first seed's samples: the whole record of a run.
     {
       std::ofstream report(args.path("report.md"), std::ios::app);
-      report << "\n## Checks\n\n" << claims.block() << "\n## Samples of seed " << main_run.seed << "\n\n" << samples_md;
+      report << "\n## Checks\n\n" << claims.markdown() << "\n## Samples of seed " << main_run.seed << "\n\n" << samples_md;
     }
     // The nanogpt-cpu run takes about 10 minutes, too long for CI: its report is committed in
     // nanogpt-cpu/report.md (the chapter gives the command), and the default run quotes four of
@@ -545,6 +504,6 @@ int main(int argc, char** argv) {
             if (heading.rfind(title, 0) == 0) chapter.text("nanogpt_" + name, body);
       }
     }
-    return claims.checks.report();
+    return claims.report();
   });
 }

@@ -435,10 +435,6 @@ std::string fixed(double v, const char* format) {  // "%.2f", "%+.2f"; no "-0.00
   return buf;
 }
 std::string median_range(const lab::SeedStats& s, int digits = 3) { return fmt(s.median(), digits) + " (" + s.range(digits) + ")"; }
-std::string in_seeds(std::size_t k, std::size_t n) {
-  if (k == n) return "in every seed (" + std::to_string(k) + " of " + std::to_string(n) + ")";
-  return "in " + std::to_string(k) + " of " + std::to_string(n) + " seeds";
-}
 
 // The example as a Markdown table (token, trained weight, adversarial weight, evidence) and as text.
 std::string example_table(const Example& e) {
@@ -689,27 +685,27 @@ int main(int argc, char** argv) {
                               st[1].accuracy.count([](double a) { return a > 0.9; });
     claims.expect(learn == 2 * n, "both classifiers learn the task (median held-out accuracy " + fmt(st[0].accuracy.median()) +
                                       " and " + fmt(st[1].accuracy.median()) + "): above 0.9 for both models " +
-                                      in_seeds(learn / 2, n));
+                                      lab::in_seeds(learn / 2, n));
     for (int m = 0; m < 2; ++m) {
       const std::size_t k = st[m].adv.count([](double v) { return v > 0.2; });
       claims.expect(k == n, first[m].name + ": a heatmap with half the mass moved gives the same output for " +
-                                percent(st[m].adv.median()) + " of sentences (median), for over 20% " + in_seeds(k, n));
+                                percent(st[m].adv.median()) + " of sentences (median), for over 20% " + lab::in_seeds(k, n));
     }
     std::size_t more_twins = 0, less_sensitive = 0;
     for (const auto& run : runs) {
       more_twins += run[1].adv_share > run[0].adv_share;
       less_sensitive += run[1].permute_median < run[0].permute_median;
     }
-    claims.expect(2 * more_twins > n, "the BiGRU has more such twins than the bag model " + in_seeds(more_twins, n));
+    claims.expect(2 * more_twins > n, "the BiGRU has more such twins than the bag model " + lab::in_seeds(more_twins, n));
     for (int m = 0; m < 2; ++m) {
       const std::size_t k = st[m].erase_ratio.count([](double v) { return v > 3; });
       claims.expect(k == n, first[m].name + ": erasing the most-attended token moves the output " +
                                 fmt(st[m].erase_ratio.median(), 2) + "x more than erasing another (median), over 3x " +
-                                in_seeds(k, n));
+                                lab::in_seeds(k, n));
     }
     claims.expect(2 * less_sensitive > n,
                   "a contextual encoder (BiGRU) makes the output less sensitive to permuted attention " +
-                      in_seeds(less_sensitive, n));
+                      lab::in_seeds(less_sensitive, n));
     claims.expect(all(st[0].loo_vs_erase, [](double v) { return v < 1e-4; }),
                   "embeddings + attention: leaving a word out gives the output of erasing its weight (largest difference " +
                       fmt(st[0].loo_vs_erase.max(), 2) + ")");
@@ -723,7 +719,7 @@ int main(int argc, char** argv) {
                  "- **Many heatmaps, one answer.** For " + percent(st[0].adv.median()) + " of sentences (bag; " +
                      percent_range(st[0].adv) + " over the seeds) and " + percent(st[1].adv.median()) + " (BiGRU; " +
                      percent_range(st[1].adv) + "), the search finds a heatmap with at least half the mass moved and the "
-                     "output within 0.01. The BiGRU has more such twins " + in_seeds(more_twins, n) +
+                     "output within 0.01. The BiGRU has more such twins " + lab::in_seeds(more_twins, n) +
                      ", and its curve stays higher out to TVD 0.9 (" + percent(st[1].adv_09.median()) +
                      " of sentences still have a twin that moved 90% of the mass, against " + percent(st[0].adv_09.median()) +
                      " for the bag). When every state has read the whole sentence, many positions carry the same evidence, "
@@ -743,7 +739,7 @@ int main(int argc, char** argv) {
                      "This is Wiegreffe & Pinter's point: the adversarial twins are found one sentence at a time, with "
                      "the rest of the model frozen. They are not weights any trained model would produce.\n"
                      "- **The BiGRU is less sensitive to its own attention** (median shuffle " + fmt(st[1].permute.median()) +
-                     " vs " + fmt(st[0].permute.median()) + "; less " + in_seeds(less_sensitive, n) +
+                     " vs " + fmt(st[0].permute.median()) + "; less " + lab::in_seeds(less_sensitive, n) +
                      "). Its evidence is spread along the sentence, so where the weight sits matters less.\n");
     chapter.text("checks", claims.block());
     std::size_t bag_more_eps_sensitive = 0, bag_higher_tau = 0;
@@ -757,10 +753,10 @@ int main(int argc, char** argv) {
                  "From a tolerance of " + plain(s.other_eps[0]) + " to " + plain(s.other_eps[1]) + " the bag model's share grows " +
                      fmt(st[0].adv_eps[2].median() / st[0].adv_eps[0].median(), 2) + "-fold (medians), the BiGRU's " +
                      fmt(st[1].adv_eps[2].median() / st[1].adv_eps[0].median(), 2) +
-                     "-fold; the bag's grows by the larger factor " + in_seeds(bag_more_eps_sensitive, n) + ".");
+                     "-fold; the bag's grows by the larger factor " + lab::in_seeds(bag_more_eps_sensitive, n) + ".");
     chapter.table("exercise_loo", loo_table);
     chapter.text("exercise_loo_reading", "Kendall's tau is higher for the bag model than for the BiGRU " +
-                                             in_seeds(bag_higher_tau, n) + ".");
+                                             lab::in_seeds(bag_higher_tau, n) + ".");
     for (const char* png : {"example_bag.png", "example_bigru.png", "adversarial.png", "output_change.png"})
       chapter.figure(png);
     return claims.checks.report();

@@ -81,10 +81,6 @@ struct Scores {
 };
 
 std::string fmt(double v, int digits = 3) { return std::isnan(v) ? "n/a" : lab::format_number(v, digits); }
-std::string in_seeds(std::size_t k, std::size_t n) {
-  if (k == n) return "in every seed (" + std::to_string(k) + " of " + std::to_string(n) + ")";
-  return "in " + std::to_string(k) + " of " + std::to_string(n) + " seeds";
-}
 
 // RoPE's relative property, in numbers: the score rope(q, m) . rope(k, n) for pairs of positions
 // with the same distance m - n = 2, against (q + PE_m) . (k + PE_n) with sinusoidal vectors added.
@@ -265,17 +261,13 @@ int main(int argc, char** argv) {
 
     // ---- the claims, checked ----
     lab::Checks checks;
-    std::vector<std::string> lines;
-    auto expect = [&](bool ok, const std::string& claim) {
-      checks.expect(ok, claim);
-      lines.push_back(std::string(ok ? "[ok]   " : "[FAIL] ") + claim);
-    };
+    auto expect = [&](bool ok, const std::string& claim) { checks.expect(ok, claim); };
     const std::size_t last = kMultiples.size() - 1;
     // learned: every seed refuses every length past its table
     std::size_t refused = 0;
     for (const auto& s : scores[PositionEncoding::learned]) refused += std::isnan(s.at_length[1]) && !s.refusal.empty();
     expect(refused == n_seeds, "a learned table of " + std::to_string(T) + " positions refuses longer windows with an error " +
-                                   in_seeds(refused, n_seeds));
+                                   lab::in_seeds(refused, n_seeds));
     // every scheme learns at the trained length
     const double unigram = lab::unigram_loss(corpus);
     std::size_t learned_all = 0, total = 0;
@@ -295,7 +287,7 @@ int main(int argc, char** argv) {
       alibi_least += least;
     }
     expect(alibi_least == n_seeds, "from L = " + std::to_string(T) + " to " + std::to_string(kMultiples.back() * T) +
-                                       " ALiBi's loss changes least of the schemes that can run there " + in_seeds(alibi_least, n_seeds) +
+                                       " ALiBi's loss changes least of the schemes that can run there " + lab::in_seeds(alibi_least, n_seeds) +
                                        " (ALiBi " + fmt(rise[PositionEncoding::alibi].median()) + ", RoPE " +
                                        fmt(rise[PositionEncoding::rope].median()) + ", sinusoidal " +
                                        fmt(rise[PositionEncoding::sinusoidal].median()) + ", none " +
@@ -316,9 +308,7 @@ int main(int argc, char** argv) {
     for (PositionEncoding p : {PositionEncoding::alibi, PositionEncoding::none, PositionEncoding::rope, PositionEncoding::sinusoidal})
       rises += "- " + label(p) + ": " + fmt(rise[p].median()) + " (" + rise[p].range() + ") nats\n";
     chapter.text("rises", rises);
-    std::string block = "```\n";
-    for (const auto& l : lines) block += l + "\n";
-    chapter.text("checks", block + "```\n");
+    chapter.text("checks", checks.markdown());
     chapter.figure("by_length.png");
     chapter.figure("per_position.png");
     std::cout << "Wrote " << args.out.string() << "/{by_length,per_position}.{csv,png,svg}, report.md\n";

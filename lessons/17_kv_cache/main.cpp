@@ -69,19 +69,9 @@ double median_of(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-// The words of a text (runs of letters, lower-cased).
-std::vector<std::string> words_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::string w;
-  for (char c : text + " ") {
-    if (std::isalpha(static_cast<unsigned char>(c))) w.push_back(char(std::tolower(static_cast<unsigned char>(c))));
-    else if (!w.empty()) out.push_back(w), w.clear();
-  }
-  return out;
-}
 // Repetition: the share of the text's runs of 4 words that already occurred earlier in it.
 double repetition(const std::string& text) {
-  const std::vector<std::string> w = words_of(text);
+  const std::vector<std::string> w = lab::words(text);
   if (w.size() < 5) return 0.0;
   std::set<std::string> seen;
   std::size_t repeated = 0, total = 0;
@@ -93,20 +83,6 @@ double repetition(const std::string& text) {
 }
 
 std::string fmt(double v, int digits = 3) { return lab::format_number(v, digits); }
-std::string thousands(std::size_t n) {
-  const std::string digits = std::to_string(n);
-  std::string s;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
-    s += digits[i];
-  }
-  return s;
-}
-std::string in_draws(std::size_t k, std::size_t n) {
-  if (k == n) return "in every draw (" + std::to_string(k) + " of " + std::to_string(n) + ")";
-  return "in " + std::to_string(k) + " of " + std::to_string(n) + " draws";
-}
-
 // A KV cache's size, 2 L H_kv T d bytes_per_value, for configurations too large to build here.
 double cache_bytes(std::size_t layers, std::size_t kv_heads, std::size_t T, std::size_t d, std::size_t bytes_per_value) {
   return 2.0 * double(layers) * double(kv_heads) * double(T) * double(d) * double(bytes_per_value);
@@ -137,7 +113,7 @@ int main(int argc, char** argv) {
       for (std::int64_t step = 1; step <= recipe.iters; ++step) bar.update(step, {{"loss", trainer.step(corpus.train, gen)}});
     }
     const double heldout = lab::mean_loss(model, corpus.heldout, lab::spread_windows(corpus.heldout.size(), 64, 256), 64);
-    std::cout << "Lesson 17: " << model.describe() << ", " << thousands(model.num_parameters()) << " parameters, trained "
+    std::cout << "Lesson 17: " << model.describe() << ", " << lab::thousands(model.num_parameters()) << " parameters, trained "
               << recipe.iters << " iterations: held-out loss " << fmt(heldout, 4) << " nats/char\n";
     const std::vector<std::int64_t> prompt = corpus.vocab.encode(kPrompt);
 
@@ -260,11 +236,7 @@ int main(int argc, char** argv) {
 
     // ---- the claims, checked ----
     lab::Checks checks;
-    std::vector<std::string> lines;
-    auto expect = [&](bool ok, const std::string& claim) {
-      checks.expect(ok, claim);
-      lines.push_back(std::string(ok ? "[ok]   " : "[FAIL] ") + claim);
-    };
+    auto expect = [&](bool ok, const std::string& claim) { checks.expect(ok, claim); };
     expect(same_text, "with and without the cache, greedy decoding writes the same text at every length and in every run");
     const double plain_growth = plain_last / plain_first, cached_growth = cached_last / cached_first;
     expect(plain_growth >= 3 && plain_growth >= 4 * cached_growth,
@@ -273,8 +245,8 @@ int main(int argc, char** argv) {
     const std::size_t mid = lengths[lengths.size() / 2];
     expect(speedup[mid] >= 2, "at " + std::to_string(mid) + " new tokens the cache writes " + fmt(speedup[mid]) + " times as fast");
     expect(bytes_of[4] == 2 * bytes_of[2] && bytes_of[4] == 4 * bytes_of[1],
-           "GQA with 2 key/value heads halves the cache, MQA quarters it (" + thousands(bytes_of[4]) + ", " + thousands(bytes_of[2]) +
-               ", " + thousands(bytes_of[1]) + " bytes)");
+           "GQA with 2 key/value heads halves the cache, MQA quarters it (" + lab::thousands(bytes_of[4]) + ", " + lab::thousands(bytes_of[2]) +
+               ", " + lab::thousands(bytes_of[1]) + " bytes)");
     std::size_t greedy_repeats_most = 0;
     for (std::size_t k = 0; k < n_draws; ++k) {
       bool most = true;
@@ -283,13 +255,13 @@ int main(int argc, char** argv) {
       greedy_repeats_most += most;
     }
     expect(greedy_repeats_most == n_draws, "greedy decoding repeats itself more than every sampling strategy " +
-                                               in_draws(greedy_repeats_most, n_draws) + " (greedy " + fmt(rep["greedy"].median()) +
+                                               lab::in_seeds(greedy_repeats_most, n_draws, "draw") + " (greedy " + fmt(rep["greedy"].median()) +
                                                " of its 4-word runs repeated)");
 
     // ---- what the chapter quotes ----
     lab::Chapter chapter(args);
     chapter.text("model", "The model that writes is lesson 14's small GPT (`L = 2`, `H = 4`, `D = 64`, " +
-                              thousands(model.num_parameters()) + " parameters) with rotary positions, so that no position "
+                              lab::thousands(model.num_parameters()) + " parameters) with rotary positions, so that no position "
                               "table limits the length; trained for " + std::to_string(recipe.iters) +
                               " iterations, it reaches a held-out loss of " + fmt(heldout) + " nats per character.");
     chapter.table("speed", speed, lab::Timing::yes);
@@ -297,9 +269,7 @@ int main(int argc, char** argv) {
     chapter.table("memory", memory, lab::Timing::yes);
     chapter.table("sampled", sampled);
     chapter.text("texts", texts_md);
-    std::string block = "```\n";
-    for (const auto& l : lines) block += l + "\n";
-    chapter.text("checks", block + "```\n", lab::Timing::yes);
+    chapter.text("checks", checks.markdown(), lab::Timing::yes);
     chapter.figure("ms_per_token.png");
     chapter.figure("tokens_per_second.png");
     std::cout << "Wrote " << args.out.string() << "/{ms_per_token,tokens_per_second}.{csv,png,svg}, report.md\n";

@@ -1,6 +1,7 @@
 #include "common/char_lm.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -30,6 +31,16 @@ std::vector<std::int64_t> Vocab::encode(const std::string& s) const {
 std::string Vocab::decode(const std::vector<std::int64_t>& ids) const {
   std::string out;
   for (auto i : ids) out.push_back(chars.at(std::size_t(i)));
+  return out;
+}
+
+std::vector<std::string> words(const std::string& text) {
+  std::vector<std::string> out;
+  std::string w;
+  for (char c : text + " ") {
+    if (std::isalpha(static_cast<unsigned char>(c))) w.push_back(char(std::tolower(static_cast<unsigned char>(c))));
+    else if (!w.empty()) out.push_back(w), w.clear();
+  }
   return out;
 }
 

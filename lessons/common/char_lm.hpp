@@ -23,6 +23,9 @@ struct Vocab {
   std::string decode(const std::vector<std::int64_t>& ids) const;
 };
 
+// The words of a text: runs of letters, lower-cased, in order.
+std::vector<std::string> words(const std::string& text);
+
 // A corpus as ids, split as nanoGPT splits it: the first 90% to train on, the last 10% held out.
 struct CharCorpus {
   std::string text;

@@ -24,6 +24,12 @@ class Checks {
     for (const auto& [ok, claim] : results_) out << "  " << (ok ? "[ok]   " : "[FAIL] ") << claim << "\n";
     return all_passed() ? 0 : 1;
   }
+  // The same lines as a Markdown code block, for a chapter to quote what the run printed.
+  std::string markdown() const {
+    std::string s = "```\n";
+    for (const auto& [ok, claim] : results_) s += std::string(ok ? "[ok]   " : "[FAIL] ") + claim + "\n";
+    return s + "```\n";
+  }
 
  private:
   std::vector<std::pair<bool, std::string>> results_;

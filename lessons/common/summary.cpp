@@ -11,6 +11,21 @@
 
 namespace lab {
 
+std::string thousands(std::size_t n) {
+  const std::string digits = std::to_string(n);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
+  return s;
+}
+
+std::string in_seeds(std::size_t k, std::size_t n, const std::string& unit) {
+  if (k == n) return "in every " + unit + " (" + std::to_string(k) + " of " + std::to_string(n) + ")";
+  return "in " + std::to_string(k) + " of " + std::to_string(n) + " " + unit + "s";
+}
+
 std::string format_number(double v, int digits) {
   digits = std::clamp(digits, 1, 17);
   char buf[64];

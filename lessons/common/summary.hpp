@@ -37,6 +37,10 @@ struct Cell {
 // v with `digits` significant digits, without an exponent for 1e-3 <= |v| < 1e9:
 // 0.16667 -> "0.1667", 812.345 -> "812.3", 12345.6 -> "12346", 2.5e-5 -> "2.500e-05".
 std::string format_number(double v, int digits = 4);
+// 1115394 -> "1,115,394"
+std::string thousands(std::size_t n);
+// How many runs a claim held in: "in every seed (5 of 5)" / "in 3 of 5 seeds" (unit "draw": draws).
+std::string in_seeds(std::size_t k, std::size_t n, const std::string& unit = "seed");
 
 // One measurement over several seeds: a claim about training is read from all of them, never from
 // one seed's luck.
