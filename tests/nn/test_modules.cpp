@@ -49,6 +49,22 @@ BOOST_AUTO_TEST_CASE(linear_layernorm_feedforward) {
   check_module("FeedForward", ff, {input({2, 4}, 4)}, [&](const auto& x) { return ff(x[0]); });
 }
 
+// nn::GPT with each position scheme (and GQA, a tied head, the tiled path): every parameter's
+// gradient, through the embeddings, the positions, the causal blocks and the head.
+BOOST_AUTO_TEST_CASE(gpt_every_position_scheme) {
+  const ag::Indices ids({1, 4, 0, 6, 2, 3, 5, 1, 1, 0}, {2, 5});
+  for (nn::PositionEncoding p : {nn::PositionEncoding::learned, nn::PositionEncoding::sinusoidal, nn::PositionEncoding::rope,
+                                 nn::PositionEncoding::alibi, nn::PositionEncoding::none}) {
+    Generator gen(21);
+    const bool variant = p == nn::PositionEncoding::rope;  // GQA, tied head and tiled attention on one of them
+    nn::GPT gpt({.vocab_size = 7, .block_size = 6, .d_model = 8, .num_heads = 2, .num_kv_heads = variant ? 1u : 0u,
+                 .num_layers = 1, .position = p, .attention = variant ? nn::AttentionImpl::tiled : nn::AttentionImpl::naive,
+                 .tie_weights = variant},
+                gen);
+    check_module(std::string("GPT, ") + nn::position_name(p), gpt, {}, [&](const auto&) { return gpt.forward(ids); });
+  }
+}
+
 BOOST_AUTO_TEST_CASE(tanh_rnn_8_steps) {
   Generator gen(2);
   nn::RNN rnn(3, 5, gen);
