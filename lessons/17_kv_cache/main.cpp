@@ -64,10 +64,6 @@ double mean_of(const std::vector<double>& v, std::size_t from, std::size_t to) {
   for (std::size_t i = from; i < to; ++i) s += v[i];
   return s / double(to - from);
 }
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 // Repetition: the share of the text's runs of 4 words that already occurred earlier in it.
 double repetition(const std::string& text) {
@@ -126,14 +122,14 @@ int main(int argc, char** argv) {
     {
       lab::CurveLog rates(args.path("tokens_per_second.csv"), {"without_cache", "with_cache"}, "tokens");
       for (std::size_t n : lengths) {
-        std::vector<double> plain_ms, cached_ms;
+        lab::SeedStats plain_ms, cached_ms;  // one per run
         for (std::size_t r = 0; r < n_repeats; ++r) {
           const Decoded a = decode(model, prompt, n, false), b = decode(model, prompt, n, true);
           same_text = same_text && a.ids == b.ids;
-          plain_ms.push_back(a.total_ms), cached_ms.push_back(b.total_ms);
+          plain_ms.add(a.total_ms), cached_ms.add(b.total_ms);
           if (n == lengths.back() && r == 0) per_token_plain = a.ms, per_token_cached = b.ms;
         }
-        const double p = median_of(plain_ms), c = median_of(cached_ms);
+        const double p = plain_ms.median(), c = cached_ms.median();
         speedup[n] = p / c;
         speed.row({long(n), 1000.0 * double(n) / p, 1000.0 * double(n) / c, fmt(p / c, 3) + "x"});
         rates.log(double(n), {1000.0 * double(n) / p, 1000.0 * double(n) / c});
@@ -186,11 +182,11 @@ int main(int argc, char** argv) {
       std::size_t bytes = 0;
       for (const auto& c : variant.make_cache(1, T_mem)) bytes += c.bytes();
       bytes_of[kv] = bytes;
-      std::vector<double> runs;
-      for (std::size_t r = 0; r < n_repeats; ++r) runs.push_back(decode(variant, prompt, lengths.back(), true).total_ms);
+      lab::SeedStats runs;
+      for (std::size_t r = 0; r < n_repeats; ++r) runs.add(decode(variant, prompt, lengths.back(), true).total_ms);
       const std::string kind = kv == 4 ? "MHA" : kv == 1 ? "MQA" : "GQA";
       memory.row({"this lesson's (L = 2, H = 4, d = 16), " + kind, long(kv), long(bytes / T_mem), megabytes(double(bytes)),
-                  median_of(runs) / double(lengths.back())});
+                  runs.median() / double(lengths.back())});
     }
     // the same formula, 2 L H_kv T d bytes, for models too large to build here
     memory.row({"GPT-2 small (L = 12, H = 12, d = 64), float32", 12L, long(cache_bytes(12, 12, 1, 64, 4)),
