@@ -125,7 +125,9 @@ std::pair<Tensor, Tensor> KVCache::append(const Tensor& k, const Tensor& v) {
     ag::fail("KVCache: full: it holds ", length_, " of ", max_length_, " positions and ", T,
              " more do not fit (make a longer cache, or clear() it)");
   const std::size_t n = length_ + T;
-  Tensor k_all = ag::zeros({full[0], full[1], n, d}, {.dtype = k_.dtype()}), v_all = ag::zeros({full[0], full[1], n, d}, {.dtype = k_.dtype()});
+  // every element is written below: no zero fill on the per-token path
+  Tensor k_all = Tensor::from(ag::Array::empty(k_.dtype(), {full[0], full[1], n, d}), false),
+         v_all = Tensor::from(ag::Array::empty(k_.dtype(), {full[0], full[1], n, d}), false);
   auto run = [&](auto zero) {
     using E = decltype(zero);
     for (auto [src, store, all] : {std::tuple{&k, &k_, &k_all}, std::tuple{&v, &v_, &v_all}}) {
