@@ -42,6 +42,16 @@
 // their own shape. causal blocks key j > query i's position (query_offset + i). A row with
 // every key blocked has l = 0: its output is 0, m = -inf, and it passes no gradient (no NaN),
 // as softmax of an all -inf row gives zero weights.
+//
+// Note [sliding window]
+// With a window w, the query at position i sees keys j with |i - j| <= w (and j <= i under
+// causal), plus the global tokens: a global query sees every key, every query sees a global key.
+// The allowed pairs form a band of width 2w + 1 around the diagonal (w + 1 under causal) and a few
+// full rows and columns. Tile (I, J) is visited only if it meets the band or holds a global query
+// or key (Plan::visits); inside a visited tile the pairs outside are set to -inf, as a mask would.
+// The skipped tiles are exactly those whose weights would all be 0, so the output is the same as
+// full attention with the band mask; the work per query block is about (2w + block) keys, and
+// Tq * (2w + block) in all, plus Tk per block holding a global query.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -81,11 +91,31 @@ struct Plan {
   BroadcastView bias_at;
   std::vector<double> alibi_slope;  // per slice (the slope of its head); empty without ALiBi
   bool alibi_symmetric = false;
+  bool windowed = false;  // Note [sliding window]
+  std::size_t window = 0;
+  std::vector<std::size_t> globals_before;  // [n + 1]: how many global positions are < n
 
   std::size_t tile_q() const { return std::min(block, Tq); }
   std::size_t tile_k() const { return std::min(block, Tk); }
-  // Under causality keys j past the block's last query position are blocked for every query of the block: stop there.
-  bool past_causal(std::size_t i0, std::size_t bq, std::size_t j0) const { return causal && j0 > query_offset + i0 + bq - 1; }
+  std::size_t globals_in(std::size_t from, std::size_t to) const {  // global positions in [from, to)
+    auto at = [&](std::size_t n) { return globals_before[std::min(n, globals_before.size() - 1)]; };
+    return at(to) - at(from);
+  }
+  bool is_global(std::size_t position) const { return globals_in(position, position + 1) > 0; }
+  // Whether tile (I, J) has any key a query may see, from causality and the window alone (the
+  // masks are read inside). Tiles without one are skipped, forward and backward.
+  bool visits(std::size_t i0, std::size_t bq, std::size_t j0, std::size_t bk) const {
+    const std::size_t first = query_offset + i0, last = first + bq - 1;  // the queries' positions
+    if (causal && j0 > last) return false;                               // every key in the future
+    if (!windowed) return true;
+    const bool in_band = j0 <= last + window && j0 + bk - 1 + window >= first;
+    return in_band || globals_in(first, last + 1) > 0 || globals_in(j0, j0 + bk) > 0;
+  }
+  // Whether every pair of the tile lies within the band (then no entry needs the window's -inf).
+  bool inside_band(std::size_t i0, std::size_t bq, std::size_t j0, std::size_t bk) const {
+    const std::size_t first = query_offset + i0, last = first + bq - 1;
+    return last <= j0 + window && j0 + bk - 1 <= first + window;
+  }
 };
 
 // 1) of the forward (and of the backward's recomputation): the scores of tile (I, J),
@@ -109,6 +139,15 @@ void tile_scores(T* S, const Plan& p, std::size_t slice, const T* Q, const T* K,
         S[i * bk + j] += T(-m * (p.alibi_symmetric ? std::abs(dist) : dist));
       }
   }
+  if (p.windowed && !p.inside_band(i0, bq, j0, bk))  // outside the band, unless a global token is either end
+    for (std::size_t i = 0; i < bq; ++i) {
+      const std::size_t qi = p.query_offset + i0 + i;
+      if (p.is_global(qi)) continue;
+      for (std::size_t j = 0; j < bk; ++j) {
+        const std::size_t kj = j0 + j;
+        if ((qi > kj ? qi - kj : kj - qi) > p.window && !p.is_global(kj)) S[i * bk + j] = kNegInf;
+      }
+    }
   if (p.causal)
     for (std::size_t i = 0; i < bq; ++i) {
       const std::size_t first_blocked = p.query_offset + i0 + i + 1;  // keys after the query's position are in the future
@@ -133,8 +172,9 @@ void forward_slice(T* O, T* row_max, T* log_sum, const Plan& p, std::size_t slic
     const std::size_t bq = std::min(p.block, p.Tq - i0);
     std::fill(m.begin(), m.end(), kNegInf);
     std::fill(l.begin(), l.end(), T(0));
-    for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
+    for (std::size_t j0 = 0; j0 < p.Tk; j0 += p.block) {
       const std::size_t bk = std::min(p.block, p.Tk - j0);
+      if (!p.visits(i0, bq, j0, bk)) continue;
       tile_scores(S.data(), p, slice, Q, K, bias, i0, bq, j0, bk);  // 1)
       for (std::size_t i = 0; i < bq; ++i) {                   // 2) the online softmax, row by row
         T* s = S.data() + i * bk;
@@ -178,8 +218,9 @@ void backward_slice(T* dQ, T* dK, T* dV, T* dBias, const Plan& p, std::size_t sl
       for (std::size_t t = 0; t < dv; ++t) acc += g[t] * o[t];
       D[i] = acc;
     }
-    for (std::size_t j0 = 0; j0 < p.Tk && !p.past_causal(i0, bq, j0); j0 += p.block) {
+    for (std::size_t j0 = 0; j0 < p.Tk; j0 += p.block) {
       const std::size_t bk = std::min(p.block, p.Tk - j0);
+      if (!p.visits(i0, bq, j0, bk)) continue;
       tile_scores(P.data(), p, slice, Q, K, bias, i0, bq, j0, bk);
       for (std::size_t i = 0; i < bq; ++i) {  // P = exp((S - m) - log l): the exact softmax weights
         T* s = P.data() + i * bk;
@@ -264,6 +305,19 @@ Tensor make_plan(Plan& p, const char* op, const Tensor& q, const Tensor& k, cons
     p.alibi_slope.resize(p.slices);
     for (std::size_t s = 0; s < p.slices; ++s) p.alibi_slope[s] = o.alibi_slopes[s % o.alibi_slopes.size()];
     p.alibi_symmetric = o.alibi_symmetric;
+  }
+  if (!o.global_tokens.empty() && !o.window)
+    fail(op, ": global_tokens need a window (without one every query sees every key already) (", shapes_of(q, k, v_in), ")");
+  if (o.window) {
+    p.windowed = true;
+    p.window = *o.window;
+    std::vector<std::uint8_t> global(p.Tk, 0);
+    for (std::size_t g : o.global_tokens) {
+      if (g >= p.Tk) fail(op, ": global token at position ", g, " is not among the ", p.Tk, " keys (", shapes_of(q, k, v_in), ")");
+      global[g] = 1;
+    }
+    p.globals_before.assign(p.Tk + 1, 0);
+    for (std::size_t n = 0; n < p.Tk; ++n) p.globals_before[n + 1] = p.globals_before[n] + global[n];
   }
   p.scale = o.scale != 0.0 ? o.scale : p.d ? 1.0 / std::sqrt(double(p.d)) : 1.0;
 

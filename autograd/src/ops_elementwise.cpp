@@ -366,6 +366,19 @@ Tensor relu(const Tensor& x) {  // relu(NaN) = NaN; d relu = [x > 0] (0 at x = 0
       [](auto* dx, const auto* xs, const auto*, const auto* dy, std::size_t n) { kernels::relu_backward(dx, xs, dy, n); });
 }
 
+Tensor elu(const Tensor& x, double alpha) {  // d elu = 1 for x > 0, alpha exp(x) = y + alpha otherwise
+  if (!std::isfinite(alpha)) fail("elu: alpha must be finite, got ", alpha, " (x ", shape_str(x.shape()), ")");
+  return unary_op("elu", x,
+      [alpha](auto* y, const auto* xs, std::size_t n) {
+        using T = decltype(*y + 0);
+        for (std::size_t i = 0; i < n; ++i) y[i] = xs[i] > T(0) ? xs[i] : T(alpha) * std::expm1(xs[i]);
+      },
+      [alpha](auto* dx, const auto* xs, const auto*, const auto* dy, std::size_t n) {
+        using T = decltype(*dx + 0);
+        for (std::size_t i = 0; i < n; ++i) dx[i] += dy[i] * (xs[i] > T(0) ? T(1) : T(alpha) * std::exp(xs[i]));
+      });
+}
+
 Tensor gelu(const Tensor& x, GeluApproximate approximate) {
   if (approximate == GeluApproximate::tanh)  // the SIMD kernels
     return unary_op("gelu_tanh", x, [](auto* y, const auto* xs, std::size_t n) { kernels::gelu(y, xs, n); },

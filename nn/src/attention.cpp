@@ -56,6 +56,22 @@ ag::Mask causal_mask(std::size_t Tq, std::size_t Tk) {
   return ag::Mask({Tq, Tk}, std::move(m));
 }
 
+ag::Mask sliding_window_mask(std::size_t Tq, std::size_t Tk, std::size_t window, const std::vector<std::size_t>& global_tokens,
+                             std::size_t query_offset) {
+  std::vector<std::uint8_t> global(std::max(Tk, query_offset + Tq), 0);
+  for (std::size_t g : global_tokens) {
+    if (g >= Tk) ag::fail("sliding_window_mask: global token at position ", g, " is not among the ", Tk, " keys");
+    global[g] = 1;
+  }
+  std::vector<std::uint8_t> m(Tq * Tk, 0);
+  for (std::size_t r = 0; r < Tq; ++r) {
+    const std::size_t i = query_offset + r;
+    if (global[i]) continue;
+    for (std::size_t j = 0; j < Tk; ++j) m[r * Tk + j] = (i > j ? i - j : j - i) > window && !global[j];
+  }
+  return ag::Mask({Tq, Tk}, std::move(m));
+}
+
 ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T) {
   std::vector<std::uint8_t> m(lengths.size() * T, 0);
   for (std::size_t b = 0; b < lengths.size(); ++b)
@@ -188,27 +204,36 @@ MultiHeadAttention::Heads MultiHeadAttention::project(const Tensor& query, const
   return {heads(q, Tq, H), heads(k, Tk, Hkv), heads(v, Tk, Hkv)};
 }
 
+Tensor MultiHeadAttention::repeat_kv(const Tensor& x) const {
+  // each key/value head repeated for its H / H_kv query heads
+  if (kv_heads_ == heads_) return x;
+  const std::size_t B = x.shape()[0], Tk = x.shape()[2], d = d_model_ / heads_, g = heads_ / kv_heads_;
+  const auto b = std::int64_t(B), n = std::int64_t(kv_heads_), t = std::int64_t(Tk);
+  return ag::reshape(ag::expand(ag::reshape(x, {b, n, 1, t, std::int64_t(d)}), {B, kv_heads_, g, Tk, d}),
+                     {b, std::int64_t(heads_), t, std::int64_t(d)});
+}
+
+Tensor MultiHeadAttention::merge_heads(const Tensor& o) const {
+  // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
+  const std::size_t B = o.shape()[0], Tq = o.shape()[2];
+  return (*out_proj)(ag::reshape(ag::permute(o, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(d_model_)}));
+}
+
 AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k_in, const Tensor& v_in, ag::AttentionMask mask,
                                            bool causal, std::size_t query_offset) {
-  const std::size_t B = q.shape()[0], Tq = q.shape()[2], Tk = k_in.shape()[2], H = heads_, Hkv = kv_heads_;
-  const auto d = std::int64_t(d_model_ / H);
-  // GQA: [B, H_kv, T, d] -> [B, H, T, d], each key/value head repeated for its H / H_kv query heads
-  auto repeat_kv = [&](const Tensor& x) {
-    if (Hkv == H) return x;
-    const auto b = std::int64_t(B), g = std::int64_t(H / Hkv), n = std::int64_t(Hkv), t = std::int64_t(Tk);
-    return ag::reshape(ag::expand(ag::reshape(x, {b, n, 1, t, d}), {std::size_t(b), std::size_t(n), std::size_t(g), Tk, std::size_t(d)}),
-                       {b, std::int64_t(H), t, d});
-  };
+  const std::size_t Tq = q.shape()[2], Tk = k_in.shape()[2], H = heads_;
   const Tensor k = repeat_kv(k_in), v = repeat_kv(v_in);
   const bool drop = dropout->p() > 0 && is_training();
   AttentionOutput a;
   if (impl == AttentionImpl::tiled) {
     if (drop) ag::fail(describe(), ": tiled attention has no weights to drop out; use dropout 0 or AttentionImpl::naive in training");
-    ag::TiledAttentionOptions o{.causal = causal, .query_offset = query_offset};
+    ag::TiledAttentionOptions o{.causal = causal, .query_offset = query_offset, .window = window, .global_tokens = global_tokens};
     if (alibi) o.alibi_slopes = alibi_slopes(H), o.alibi_symmetric = alibi_symmetric;
     a.output = ag::tiled_attention(q, k, v, mask, o);
   } else {
     if (causal && Tq > 1) mask.blocked = causal_mask(Tq, Tk) | mask.blocked;  // one query sees every key
+    if (window) mask.blocked = sliding_window_mask(Tq, Tk, *window, global_tokens, query_offset) | mask.blocked;
+    else if (!global_tokens.empty()) ag::fail(describe(), ": global_tokens need a window (without one every query sees every key)");
     if (alibi) {  // [H, Tq, Tk], broadcast over the batch, added to any float mask
       const Tensor b = alibi_bias(alibi_slopes(H), Tq, Tk, alibi_symmetric, q.dtype(), query_offset);
       mask.bias = mask.bias.defined() ? ag::add(mask.bias.to(b.dtype()), b) : b;
@@ -216,14 +241,30 @@ AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k_in, 
     a = scaled_dot_product_attention(q, k, v, mask);
     if (drop) a.output = ag::matmul((*dropout)(a.weights), v);  // dropout on the weights
   }
-  // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
-  const Tensor merged =
-      ag::reshape(ag::permute(a.output, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(d_model_)});
-  return {(*out_proj)(merged), a.weights};
+  return {merge_heads(a.output), a.weights};
+}
+
+AttentionOutput MultiHeadAttention::attend_linear(const Tensor& q, const Tensor& k_in, const Tensor& v_in, const ag::Mask& key_padding,
+                                                  bool causal) {
+  if (dropout->p() > 0 && is_training())
+    ag::fail(describe(), ": linear attention has no weights to drop out; use dropout 0 in training");
+  if (alibi || rotary || window || !global_tokens.empty())
+    ag::fail(describe(), ": linear attention takes no ALiBi, rotary positions, window or global tokens");
+  // phi(x) = elu(x) + 1 > 0 (Katharopoulos et al. 2020, eq. 7), on each head's q and k
+  const Tensor phi_q = ag::elu(q) + 1.0;
+  Tensor phi_k = ag::elu(repeat_kv(k_in)) + 1.0;
+  if (key_padding.defined()) {  // a padded key with phi = 0 adds nothing to either sum
+    const std::size_t B = q.shape()[0], Tk = k_in.shape()[2];
+    std::vector<double> keep(B * Tk);
+    for (std::size_t i = 0; i < keep.size(); ++i) keep[i] = key_padding.data()[i] ? 0.0 : 1.0;
+    phi_k = phi_k * ag::tensor(keep, {B, 1, Tk, 1}, {q.dtype()});
+  }
+  return {merge_heads(ag::linear_attention(phi_q, phi_k, repeat_kv(v_in), {.causal = causal})), Tensor()};
 }
 
 AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                                            const ag::AttentionMask& key_padding_mask, const ag::AttentionMask& attn_mask) {
+                                            const ag::AttentionMask& key_padding_mask, const ag::AttentionMask& attn_mask,
+                                            bool is_causal) {
   for (const Tensor* t : {&query, &key, &value})
     if (t->dim() != 3 || t->shape()[2] != d_model_)
       ag::fail(describe(), ": query/key/value must be [batch, time, ", d_model_, "], got ", ag::shape_str(t->shape()));
@@ -231,6 +272,15 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   if (key.shape()[0] != B || value.shape() != key.shape())
     ag::fail(describe(), ": key ", ag::shape_str(key.shape()), " and value ", ag::shape_str(value.shape()),
              " must match each other and the query's batch ", B);
+  if (impl == AttentionImpl::linear) {
+    if (attn_mask.blocked.defined() || attn_mask.bias.defined() || key_padding_mask.bias.defined())
+      ag::fail(describe(), ": linear attention takes no attn_mask and no float key_padding_mask (a Mask [B, Tk] of padded keys, and "
+               "is_causal, only): its weights are never formed, so nothing can be masked one pair at a time");
+    if (key_padding_mask.blocked.defined() && key_padding_mask.blocked.shape() != ag::Shape{B, Tk})
+      ag::fail(describe(), ": key_padding_mask ", ag::shape_str(key_padding_mask.blocked.shape()), " should be [", B, ",", Tk, "]");
+    const Heads h = project(query, key, value);
+    return attend_linear(h.q, h.k, h.v, key_padding_mask.blocked, is_causal);
+  }
   // 3) masks: [B, Tk] padding -> [B, 1, 1, Tk]; [Tq, Tk] broadcasts as it is. Blocking parts are
   // or-ed, float parts added (PyTorch adds a bool mask as -inf: the same result).
   ag::AttentionMask mask = attn_mask;
@@ -250,7 +300,7 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   }
   Heads h = project(query, key, value);
   if (rotary) h.q = ag::rope(h.q, 0, rotary_base), h.k = ag::rope(h.k, 0, rotary_base);
-  return attend(h.q, h.k, h.v, mask, false, 0);
+  return attend(h.q, h.k, h.v, mask, is_causal, 0);
 }
 
 AttentionOutput MultiHeadAttention::forward(const Tensor& x, KVCache& cache) {
@@ -258,6 +308,8 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& x, KVCache& cache) {
     ag::fail(describe(), ": x must be [batch, time, ", d_model_, "] with a KV cache, got ", ag::shape_str(x.shape()));
   if (ag::grad_enabled())
     ag::fail(describe(), ": a KV cache is for inference; its keys and values are not on the graph. Decode under ag::NoGrad");
+  if (impl == AttentionImpl::linear)
+    ag::fail(describe(), ": linear attention has no KV cache here (its decoding state would be the d x d sums S and z)");
   const std::size_t position = cache.length();  // of x's first token
   Heads h = project(x, x, x);
   if (rotary) h.q = ag::rope(h.q, position, rotary_base), h.k = ag::rope(h.k, position, rotary_base);
@@ -272,8 +324,10 @@ KVCache MultiHeadAttention::make_cache(std::size_t batch, std::size_t max_length
 std::string MultiHeadAttention::describe() const {
   return "MultiHeadAttention(d_model=" + std::to_string(d_model_) + ", heads=" + std::to_string(heads_) +
          (kv_heads_ != heads_ ? ", num_kv_heads=" + std::to_string(kv_heads_) : std::string()) +
-         (impl == AttentionImpl::tiled ? ", tiled" : "") + (in_proj_bias.defined() ? "" : ", bias=false") + (rotary ? ", rotary" : "") +
-         (alibi ? ", alibi" : "") + ")";
+         (impl == AttentionImpl::tiled ? ", tiled" : impl == AttentionImpl::linear ? ", linear" : "") +
+         (in_proj_bias.defined() ? "" : ", bias=false") + (rotary ? ", rotary" : "") + (alibi ? ", alibi" : "") +
+         (window ? ", window=" + std::to_string(*window) : std::string()) +
+         (global_tokens.empty() ? std::string() : ", global_tokens=" + std::to_string(global_tokens.size())) + ")";
 }
 
 // ---- AdditiveAttention --------------------------------------------------------------------------

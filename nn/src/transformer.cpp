@@ -12,6 +12,8 @@ std::uint64_t next_seed(ag::Generator& gen) { return std::uint64_t(gen.integer(0
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen) : o_(o) {
   self_attn = register_module("self_attn", std::make_shared<MultiHeadAttention>(o.d_model, o.num_heads, gen, o.dropout, o.attention,
                                                                                 true, o.num_kv_heads));
+  self_attn->window = o.window;
+  self_attn->global_tokens = o.global_tokens;
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, gen));
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, next_seed(gen)));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, gen));
@@ -44,8 +46,8 @@ Tensor TransformerEncoderLayer::block(const Tensor& src, Attend&& attend) {
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, const ag::AttentionMask& src_mask,
-                                        const ag::AttentionMask& src_key_padding_mask) {
-  return block(src, [&](const Tensor& x) { return (*self_attn)(x, x, x, src_key_padding_mask, src_mask); });
+                                        const ag::AttentionMask& src_key_padding_mask, bool is_causal) {
+  return block(src, [&](const Tensor& x) { return (*self_attn)(x, x, x, src_key_padding_mask, src_mask, is_causal); });
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, KVCache& cache) {
@@ -112,9 +114,9 @@ TransformerEncoder::TransformerEncoder(const TransformerOptions& o, std::size_t 
   if (final_norm.value_or(o.norm_first)) norm = register_module("norm", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
 }
 
-Tensor TransformerEncoder::forward(const Tensor& src, const ag::AttentionMask& mask, const ag::AttentionMask& kpm) {
+Tensor TransformerEncoder::forward(const Tensor& src, const ag::AttentionMask& mask, const ag::AttentionMask& kpm, bool is_causal) {
   Tensor x = src;
-  for (auto& layer : layers) x = layer->forward(x, mask, kpm);
+  for (auto& layer : layers) x = layer->forward(x, mask, kpm, is_causal);
   return norm ? (*norm)(x) : x;
 }
 

@@ -104,6 +104,10 @@ BOOST_AUTO_TEST_CASE(neg_op) { check_unary("neg", [](auto& x) { return -x; }); }
 BOOST_AUTO_TEST_CASE(exp_op) { check_unary("exp", [](auto& x) { return ag::exp(x); }); }
 BOOST_AUTO_TEST_CASE(log_op) { check_unary("log", [](auto& x) { return ag::log(x); }, 0.2, 3.0); }
 BOOST_AUTO_TEST_CASE(sqrt_op) { check_unary("sqrt", [](auto& x) { return ag::sqrt(x); }, 0.2, 3.0); }
+BOOST_AUTO_TEST_CASE(elu_op) {
+  check_unary("elu", [](auto& x) { return ag::elu(x); }, -3, 3);
+  check_unary("elu alpha 0.5", [](auto& x) { return ag::elu(x, 0.5); }, -3, 3);
+}
 BOOST_AUTO_TEST_CASE(tanh_op) { check_unary("tanh", [](auto& x) { return ag::tanh(x); }, -3, 3); }
 BOOST_AUTO_TEST_CASE(sigmoid_op) { check_unary("sigmoid", [](auto& x) { return sigmoid(x); }, -4, 4); }
 BOOST_AUTO_TEST_CASE(relu_op) { check_unary("relu", [](auto& x) { return relu(x); }); }

@@ -299,6 +299,9 @@ BOOST_AUTO_TEST_CASE(unary_activation_values) {
       BOOST_TEST(ag::sigmoid(ag::scalar(2, {d})).item() == 1 / (1 + std::exp(-2.0)), tt::tolerance(tol));
       BOOST_TEST(ag::tanh(ag::scalar(0.5, {d})).item() == std::tanh(0.5), tt::tolerance(tol));
       check_values(ag::relu(ag::tensor({-1, 0, 2.5}, {3}, {d})).to_vector(), {0, 0, 2.5}, 0);
+      // elu: x for x > 0, exp(x) - 1 otherwise (torch.nn.functional.elu, float64); alpha scales the negative side
+      check_values(ag::elu(ag::tensor({-2, 0, 1.5}, {3}, {d})).to_vector(), {-0.8646647167633873, 0, 1.5}, tol);
+      check_values(ag::elu(ag::tensor({-1, 2}, {2}, {d}), 0.5).to_vector(), {-0.31606027941427883, 2}, tol);
       check_values(ag::abs(ag::tensor({-1.5, 0, 2}, {3}, {d})).to_vector(), {1.5, 0, 2}, 0);
       check_values(ag::clamp(ag::tensor({-2, 0.5, 3, -1}, {4}, {d}), -1, 1).to_vector(), {-1, 0.5, 1, -1}, 0);
     }

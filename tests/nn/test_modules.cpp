@@ -717,3 +717,127 @@ BOOST_AUTO_TEST_CASE(errors) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ---- attention in linear time: sliding windows, global tokens, linear attention ----------------
+// (ctest -R window, ctest -R linear_attention)
+
+BOOST_AUTO_TEST_SUITE(efficient_attention)
+
+// Query position i = offset + r blocks key j when |i - j| > window, unless either is global.
+BOOST_AUTO_TEST_CASE(sliding_window_mask_known_values) {
+  const auto m = nn::sliding_window_mask(4, 5, 1);
+  const std::vector<std::uint8_t> want{0, 0, 1, 1, 1,  //
+                                       0, 0, 0, 1, 1,  //
+                                       1, 0, 0, 0, 1,  //
+                                       1, 1, 0, 0, 0};
+  BOOST_TEST(std::vector<std::uint8_t>(m.data(), m.data() + 20) == want, boost::test_tools::per_element());
+  const auto g = nn::sliding_window_mask(3, 5, 0, {0}, 2);  // queries at 2, 3, 4; position 0 global
+  const std::vector<std::uint8_t> want_g{0, 1, 0, 1, 1,  //
+                                         0, 1, 1, 0, 1,  //
+                                         0, 1, 1, 1, 0};
+  BOOST_TEST(std::vector<std::uint8_t>(g.data(), g.data() + 15) == want_g, boost::test_tools::per_element());
+  expect_error([] { nn::sliding_window_mask(3, 5, 1, {5}); }, {"sliding_window_mask", "position 5", "5 keys"});
+}
+
+// MultiHeadAttention with a window (and global tokens, causal or not): the tiled path, which skips
+// the blocks outside the band, gives the naive path's output (the band as a mask); both are
+// gradient-checked, alone and inside an encoder layer.
+BOOST_AUTO_TEST_CASE(mha_sliding_window_naive_equals_tiled) {
+  for (bool causal : {false, true})
+    for (const std::vector<std::size_t>& g : {std::vector<std::size_t>{}, std::vector<std::size_t>{0}}) {
+      std::vector<double> out[2];
+      for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+        Generator gen(41);
+        nn::MultiHeadAttention mha(8, 2, gen, 0.0, impl);
+        mha.window = 2;
+        mha.global_tokens = g;
+        const std::string tag = std::string(impl == nn::AttentionImpl::tiled ? "tiled" : "naive") + (causal ? " causal" : "") +
+                                (g.empty() ? "" : " global 0");
+        BOOST_TEST(mha.describe().find("window=2") != std::string::npos);
+        check_module("MHA window 2 " + tag, mha, {input({2, 9, 8}, 42)}, [&](const auto& x) {
+          return mha(x[0], x[0], x[0], nn::padding_mask({9, 7}, 9), {}, causal).output;
+        });
+        const Tensor x = input({2, 9, 8}, 43);
+        out[impl == nn::AttentionImpl::tiled] = mha(x, x, x, nn::padding_mask({9, 7}, 9), {}, causal).output.to_vector();
+      }
+      for (std::size_t i = 0; i < out[0].size(); ++i) BOOST_TEST(std::abs(out[0][i] - out[1][i]) <= 1e-13);
+    }
+  Generator gen(44);
+  nn::TransformerEncoderLayer enc({.d_model = 8, .num_heads = 2, .dim_feedforward = 16, .dropout = 0.0, .norm_first = true,
+                                   .attention = nn::AttentionImpl::tiled, .window = 1, .global_tokens = {0}}, gen);
+  BOOST_TEST(enc.self_attn->window.value_or(99) == 1u);
+  check_module("EncoderLayer window 1 global 0, causal", enc, {input({2, 7, 8}, 45)}, [&](const auto& x) {
+    return enc.forward(x[0], {}, {}, true);
+  });
+  nn::MultiHeadAttention bad(8, 2, gen);
+  bad.global_tokens = {0};
+  const Tensor x = input({1, 4, 8}, 46).to(f32);
+  expect_error([&] { bad(x, x, x); }, {"MultiHeadAttention", "global_tokens need a window"});
+}
+
+// is_causal (applied by the attention itself) gives what the causal mask gives, on both paths.
+BOOST_AUTO_TEST_CASE(is_causal_equals_the_causal_mask) {
+  for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+    Generator gen(47);
+    nn::MultiHeadAttention mha(8, 2, gen, 0.0, impl);
+    mha.to(f64);
+    const Tensor x = input({2, 6, 8}, 48);
+    const auto a = mha(x, x, x, {}, nn::causal_mask(6)).output.to_vector(), b = mha(x, x, x, {}, {}, true).output.to_vector();
+    for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= 1e-15);
+  }
+}
+
+// AttentionImpl::linear in the layer: gradient-checked (causal, padded, GQA, cross); a padded batch
+// element gives what its unpadded sequence alone gives; causal row t depends on x_0..x_t only.
+BOOST_AUTO_TEST_CASE(mha_linear_attention) {
+  for (std::size_t kv : {0, 1}) {
+    Generator gen(51);
+    nn::MultiHeadAttention mha(8, 2, gen, 0.0, nn::AttentionImpl::linear, true, kv);
+    BOOST_TEST(mha.describe().find("linear") != std::string::npos);
+    const std::string tag = kv ? " MQA" : "";
+    check_module("MHA linear causal" + tag, mha, {input({2, 6, 8}, 52)}, [&](const auto& x) {
+      return mha(x[0], x[0], x[0], {}, {}, true).output;
+    });
+    check_module("MHA linear padded" + tag, mha, {input({2, 6, 8}, 53)}, [&](const auto& x) {
+      return mha(x[0], x[0], x[0], nn::padding_mask({6, 4}, 6)).output;
+    });
+    check_module("MHA linear cross" + tag, mha, {input({2, 3, 8}, 54), input({2, 5, 8}, 55)}, [&](const auto& x) {
+      return mha(x[0], x[1], x[1]).output;
+    });
+    // padding: element 1 has 4 real keys; its output equals the layer run on those 4 positions alone
+    const Tensor x = input({2, 6, 8}, 56);
+    const Tensor padded = mha(x, x, x, nn::padding_mask({6, 4}, 6)).output;
+    const Tensor alone_x = ag::slice(ag::slice(x, 0, 1, 2), 1, 0, 4);
+    const auto alone = mha(alone_x, alone_x, alone_x).output.to_vector();
+    const auto rows = ag::slice(ag::slice(padded, 0, 1, 2), 1, 0, 4).to_vector();
+    for (std::size_t i = 0; i < alone.size(); ++i) BOOST_TEST(std::abs(rows[i] - alone[i]) <= 1e-14);
+    // causality: changing x_4 leaves rows 0..3 unchanged and changes row 4
+    std::vector<double> changed = x.to_vector();
+    for (std::size_t c = 0; c < 8; ++c) changed[(0 * 6 + 4) * 8 + c] += 1.0;
+    const Tensor x2 = ag::tensor(changed, x.shape(), {f64});
+    const auto y1 = mha(x, x, x, {}, {}, true).output.to_vector(), y2 = mha(x2, x2, x2, {}, {}, true).output.to_vector();
+    for (std::size_t t = 0; t < 6; ++t) {
+      double diff = 0;
+      for (std::size_t c = 0; c < 8; ++c) diff = std::max(diff, std::abs(y1[t * 8 + c] - y2[t * 8 + c]));
+      if (t < 4) BOOST_TEST(diff == 0.0, "row " << t << " changed by " << diff);
+      else BOOST_TEST(diff > 1e-3, "row " << t << " did not change");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(mha_linear_attention_errors) {
+  Generator gen(57);
+  nn::MultiHeadAttention mha(8, 2, gen, 0.0, nn::AttentionImpl::linear);
+  const Tensor x = input({2, 4, 8}, 58).to(f32);
+  expect_error([&] { mha(x, x, x, {}, nn::causal_mask(4)); }, {"linear attention takes no attn_mask", "is_causal"});
+  mha.alibi = true;
+  expect_error([&] { mha(x, x, x); }, {"linear attention takes no ALiBi"});
+  mha.alibi = false;
+  ag::NoGrad ng;
+  nn::KVCache cache = mha.make_cache(2, 8);
+  expect_error([&] { mha.forward(x, cache); }, {"linear attention has no KV cache"});
+  nn::MultiHeadAttention dropping(8, 2, gen, 0.1, nn::AttentionImpl::linear);
+  expect_error([&] { dropping(x, x, x); }, {"no weights to drop out"});
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -41,6 +41,9 @@ Tensor sqrt(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);  // relu(NaN) = NaN (a diverged run stays visible); gradient 0 at x <= 0
+// ELU (Clevert et al. 2016): x for x > 0, alpha (exp(x) - 1) otherwise; PyTorch's F.elu. Gradient
+// 1 for x > 0, alpha exp(x) otherwise. elu(x) + 1 > 0 is linear attention's feature map.
+Tensor elu(const Tensor& x, double alpha = 1.0);
 // GELU (Hendrycks & Gimpel 2016), with PyTorch's names:
 //   none (PyTorch's default, F.gelu(x)):  x Phi(x) = x/2 (1 + erf(x / sqrt 2))
 //   tanh (F.gelu(x, approximate="tanh"), GPT-2):  x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -139,7 +142,8 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
 // [..., Tq, Tk] (e.g. key padding [B, 1, 1, Tk], or [Tq, Tk]). causal blocks key j > query i.
 // A query row with every key blocked gives output 0 and zero gradients (no NaN).
 // Errors: shapes that do not fit, a mask that does not broadcast, a float mask of only 0s and 1s
-// (ambiguous: see AttentionMask), block 0, a scale that is not finite.
+// (ambiguous: see AttentionMask), block 0, a scale that is not finite, global tokens without a
+// window or past the keys.
 // Saved for backward: the output and each row's max and log-sum [..., Tq]; extra memory O(block * T).
 struct TiledAttentionOptions {
   double scale = 0;        // 0 -> 1/sqrt(d)
@@ -156,9 +160,39 @@ struct TiledAttentionOptions {
   // nn::alibi_slopes(H) gives the paper's. No gradient (the slopes are constants).
   std::vector<double> alibi_slopes = {};
   bool alibi_symmetric = false;
+  // Sliding-window attention (local attention; Beltagy et al. 2020, Mistral's sliding window): the
+  // query at position i sees only keys j with |i - j| <= window, so i - window .. i under causal
+  // (FlashAttention's window_size = (window, window)). Tiles wholly outside the band are skipped,
+  // forward and backward: time and memory grow as T * window, not T^2. Unset: every key.
+  std::optional<std::size_t> window = {};
+  // Global tokens (Longformer; Beltagy et al. 2020, section 3.1), with a window only: these
+  // positions attend to every key and every query attends to them (causality still applies).
+  // Each must be a key position (< Tk); the same positions for every slice.
+  std::vector<std::size_t> global_tokens = {};
 };
 Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
                        TiledAttentionOptions o = {});
+
+// Linear attention (Katharopoulos et al. 2020, "Transformers are RNNs", eqs. 4-9): with the
+// softmax's exp(q . k) replaced by a kernel phi(q) . phi(k), the sums regroup and no [Tq, Tk]
+// matrix is ever formed. Takes the feature maps themselves (the paper's phi(x) = elu(x) + 1 is
+// applied by the caller, nn::MultiHeadAttention with AttentionImpl::linear):
+//   non-causal: out_i = phi_q_i^T S / (phi_q_i^T z + eps),  S = sum_j phi_k_j v_j^T  [d, dv],
+//                                                            z = sum_j phi_k_j       [d]
+//   causal:     the same with S_i, z_i summed over j <= i only (running prefix sums: an RNN whose
+//               state is the d x dv matrix S_i)
+// phi_q: [..., Tq, d], phi_k: [..., Tk, d], v: [..., Tk, dv] -> [..., Tq, dv], batch dims equal;
+// causal needs Tq = Tk. The features should be non-negative (the weights phi_q . phi_k then are);
+// this is not checked. Time O(T d dv), memory O(T (d + dv)): the causal form runs in chunks of
+// 64 rows (a [64, 64] tile inside a chunk, the running S between chunks), and its backward
+// recomputes the running sums forward and backward instead of keeping S_i per position.
+// eps (the paper's 1e-6) keeps a row whose features are all 0 finite (its output is then 0).
+// Errors: shapes that do not fit, causal with Tq != Tk, eps < 0 or not finite.
+struct LinearAttentionOptions {
+  bool causal = false;
+  double eps = 1e-6;
+};
+Tensor linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, LinearAttentionOptions o = {});
 
 // Rotary position embedding (RoPE; Su et al. 2021, eq. 34): row t of x [..., T, d] (d even) is
 // at position offset + t; its feature pairs (i, i + d/2) are rotated by the angle

@@ -34,6 +34,13 @@ ag::Mask causal_mask(std::size_t T);
 // with a KV cache): query i, at position Tk - Tq + i, may attend to keys 0..Tk - Tq + i.
 // causal_mask(T, T) == causal_mask(T). Errors: Tq > Tk.
 ag::Mask causal_mask(std::size_t Tq, std::size_t Tk);
+// Sliding-window attention's mask [Tq, Tk] (Beltagy et al. 2020): true (blocked) where the query at
+// position i = query_offset + r and key j are more than `window` apart, |i - j| > window, unless
+// i or j is one of global_tokens (Longformer's global attention: those positions see and are seen
+// by every position). Combine with causal_mask for a causal window (keys i - window .. i).
+// The tiled path never builds it (ag::TiledAttentionOptions::window). Errors: a global token >= Tk.
+ag::Mask sliding_window_mask(std::size_t Tq, std::size_t Tk, std::size_t window, const std::vector<std::size_t>& global_tokens = {},
+                             std::size_t query_offset = 0);
 // [B, T], true at padded positions t >= lengths[b].
 ag::Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t T);
 
@@ -75,15 +82,21 @@ class KVCache {
   std::size_t length_ = 0, max_length_ = 0;
 };
 
-// How MultiHeadAttention computes softmax(q k^T / sqrt(d) + mask) v:
-//   naive: the whole [B, H, Tq, Tk] matrix of weights, kept for backward and returned (time and
-//          memory grow as T^2; lessons read the weights)
-//   tiled: ag::tiled_attention, an online softmax over blocks of keys (FlashAttention): the same
-//          output, memory that grows as T; no weights are returned, and attention dropout is not
-//          supported (its forward fails in training mode when dropout > 0). Masks are read at their
-//          own shape; given both, MultiHeadAttention combines the key padding mask and attn_mask
-//          into one [B, 1, Tq, Tk] mask first: T^2 again (one byte per entry for a Mask).
-enum class AttentionImpl { naive, tiled };
+// How MultiHeadAttention computes its attention:
+//   naive:  softmax(q k^T / sqrt(d) + mask) v with the whole [B, H, Tq, Tk] matrix of weights,
+//           kept for backward and returned (time and memory grow as T^2; lessons read the weights)
+//   tiled:  the same output through ag::tiled_attention, an online softmax over blocks of keys
+//           (FlashAttention): memory that grows as T (time as T^2, or T * window with a sliding
+//           window: MultiHeadAttention::window); no weights are returned, and attention dropout is
+//           not supported (its forward fails in training mode when dropout > 0). Masks are read
+//           at their own shape; given both, MultiHeadAttention combines the key padding mask and
+//           attn_mask into one [B, 1, Tq, Tk] mask first: T^2 again (one byte per entry for a Mask).
+//   linear: NOT softmax attention: linear attention (Katharopoulos et al. 2020) with the feature
+//           map phi(x) = elu(x) + 1, out_i = sum_j (phi(q_i) . phi(k_j)) v_j / sum_j phi(q_i) . phi(k_j)
+//           through ag::linear_attention: time and memory grow as T. Takes a key padding Mask
+//           (padded keys' features are zeroed) and is_causal; no attn_mask, window, ALiBi, RoPE,
+//           dropout in training, weights or KV cache (each an ag::Error).
+enum class AttentionImpl { naive, tiled, linear };
 
 // Multi-head attention (Vaswani et al. 2017), PyTorch's names and layout:
 // in_proj_weight [3D, D] (rows: W_q; W_k; W_v), in_proj_bias [3D], out_proj (Linear D -> D).
@@ -103,13 +116,17 @@ class MultiHeadAttention : public Module {
                      AttentionImpl impl = AttentionImpl::naive, bool bias = true, std::size_t num_kv_heads = 0);
   // query: [B, Tq, D], key/value: [B, Tk, D]. key_padding_mask: [B, Tk]; attn_mask: [Tq, Tk]
   // (or anything broadcasting to [B, H, Tq, Tk]); each an ag::Mask (true = blocked) or a float
-  // Tensor (added), as PyTorch's. Weights returned per head: [B, H, Tq, Tk] (undefined with
-  // AttentionImpl::tiled). Errors: shapes that do not fit, an ambiguous float mask.
+  // Tensor (added), as PyTorch's. is_causal (PyTorch's name): query i sees keys 0..i only,
+  // applied by the attention itself (the tiled path skips the blocks above the diagonal; the
+  // linear path runs prefix sums), with or without an attn_mask. Weights returned per head:
+  // [B, H, Tq, Tk] (undefined with AttentionImpl::tiled and linear). Errors: shapes that do not
+  // fit, an ambiguous float mask, what AttentionImpl::linear does not take.
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
-                          const ag::AttentionMask& key_padding_mask = {}, const ag::AttentionMask& attn_mask = {});
+                          const ag::AttentionMask& key_padding_mask = {}, const ag::AttentionMask& attn_mask = {},
+                          bool is_causal = false);
   AttentionOutput operator()(const Tensor& q, const Tensor& k, const Tensor& v, const ag::AttentionMask& kpm = {},
-                             const ag::AttentionMask& am = {}) {
-    return forward(q, k, v, kpm, am);
+                             const ag::AttentionMask& am = {}, bool is_causal = false) {
+    return forward(q, k, v, kpm, am, is_causal);
   }
   // Causal self-attention of x [B, T, D], the tokens at positions cache.length() .. + T - 1, over
   // themselves and every position in the cache, which it extends by T (incremental decoding).
@@ -132,6 +149,12 @@ class MultiHeadAttention : public Module {
   // alibi_slopes(num_heads); on the tiled path computed per tile, on the naive path as a float mask.
   bool alibi = false;
   bool alibi_symmetric = false;
+  // Sliding-window attention: query i sees keys j with |i - j| <= window (i - window .. i when
+  // causal), plus the global_tokens, which see and are seen by every position (Longformer;
+  // sliding_window_mask). On the tiled path the blocks outside the band are skipped (time and
+  // memory grow as T * window); the naive path adds sliding_window_mask. Unset: every key.
+  std::optional<std::size_t> window;
+  std::vector<std::size_t> global_tokens;  // positions, the same for every sequence; need a window
   Tensor in_proj_weight, in_proj_bias;
   std::shared_ptr<Linear> out_proj;
   std::shared_ptr<Dropout> dropout;  // on the attention weights
@@ -146,6 +169,10 @@ class MultiHeadAttention : public Module {
   // causal: key positions after the query's are blocked. Then heads merged and out_proj.
   AttentionOutput attend(const Tensor& q, const Tensor& k, const Tensor& v, ag::AttentionMask mask, bool causal,
                          std::size_t query_offset);
+  // AttentionImpl::linear: elu + 1 features, padded keys' features zeroed (key_padding [B, Tk]).
+  AttentionOutput attend_linear(const Tensor& q, const Tensor& k, const Tensor& v, const ag::Mask& key_padding, bool causal);
+  Tensor repeat_kv(const Tensor& x) const;     // GQA: [B, H_kv, T, d] -> [B, H, T, d]
+  Tensor merge_heads(const Tensor& o) const;   // [B, H, Tq, d] -> out_proj([B, Tq, D])
   std::size_t d_model_, heads_, kv_heads_;
 };
 

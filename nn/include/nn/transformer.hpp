@@ -19,16 +19,22 @@ struct TransformerOptions {
   Activation activation = Activation::relu;
   bool norm_first = false;  // false: post-LN, true: pre-LN
   double layer_norm_eps = 1e-5;
-  AttentionImpl attention = AttentionImpl::naive;  // tiled: memory linear in T, no weights kept
+  AttentionImpl attention = AttentionImpl::naive;  // tiled: memory linear in T, no weights kept; linear: not softmax
   std::size_t num_kv_heads = 0;  // self-attention's key/value heads (GQA; 1 = MQA); 0 = num_heads
+  // The encoder layers' self-attention sees keys within `window` positions, plus global_tokens
+  // (MultiHeadAttention::window). Unset: every key.
+  std::optional<std::size_t> window = {};
+  std::vector<std::size_t> global_tokens = {};
 };
 
 class TransformerEncoderLayer : public Module {
  public:
   TransformerEncoderLayer(const TransformerOptions& o, ag::Generator& gen);
   // src: [B, S, D]; src_mask: [S, S]; src_key_padding_mask: [B, S]. Masks: ag::Mask blocks where
-  // true, a float Tensor is added (nn/attention.hpp).
-  Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {});
+  // true, a float Tensor is added (nn/attention.hpp). is_causal: position t sees 0..t, applied by
+  // the attention itself (MultiHeadAttention::forward), as PyTorch's is_causal.
+  Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {},
+                 bool is_causal = false);
   // Causal self-attention over src [B, T, D] (positions cache.length() ..) and the cached
   // positions before it, extending the cache: incremental decoding (MultiHeadAttention::forward
   // with a KVCache). Inference only (under ag::NoGrad).
@@ -79,7 +85,8 @@ class TransformerDecoderLayer : public Module {
 class TransformerEncoder : public Module {
  public:
   TransformerEncoder(const TransformerOptions& o, std::size_t num_layers, ag::Generator& gen, std::optional<bool> final_norm = {});
-  Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {});
+  Tensor forward(const Tensor& src, const ag::AttentionMask& src_mask = {}, const ag::AttentionMask& src_key_padding_mask = {},
+                 bool is_causal = false);
   // Incremental causal decoding, one KVCache per layer (make_cache). Inference only.
   Tensor forward(const Tensor& src, std::vector<KVCache>& caches);
   // One cache per layer for `batch` sequences of up to max_length positions.
