@@ -115,9 +115,10 @@ struct TransformerLayer : Trained {
   ag::Generator gen{1};
   nn::TransformerEncoderLayer layer;
   Tensor x;
-  explicit TransformerLayer(std::size_t B = 32, std::size_t T = 128, nn::AttentionImpl impl = nn::AttentionImpl::naive)
+  explicit TransformerLayer(std::size_t B = 32, std::size_t T = 128, nn::AttentionImpl impl = nn::AttentionImpl::naive,
+                            std::optional<std::size_t> window = {})
       : layer(nn::TransformerOptions{.d_model = 128, .num_heads = 4, .dim_feedforward = 512, .dropout = 0.0,
-                                     .norm_first = false, .attention = impl},
+                                     .norm_first = false, .attention = impl, .window = window},
               gen) {
     x = ag::randn({B, T, 128}, gen);
     opt = std::make_unique<nn::Adam>(layer.parameters());
@@ -216,12 +217,21 @@ const std::vector<ConfigInfo>& configs() {
 //   tanh_rnn           as above (batch 32), T steps
 //   transformer_naive  the transformer_layer above with batch 4 (at T = 4096 its step peaks at 2.4 GB)
 //   transformer_tiled  the same layer with AttentionImpl::tiled (ag::tiled_attention)
+//   transformer_window the tiled layer with a sliding window of 256 keys on each side (lesson 18)
+//   transformer_linear the layer with AttentionImpl::linear (elu + 1 linear attention; lesson 18)
+// The first three stop at T = 4096 (naive attention's [4, 4, T, T] arrays take 268 MB each there,
+// 1 GB at 8192); the two linear-time kinds go on to 16,384.
 // Each point runs in its own process, 2 warm-up + 10 timed steps unless --steps / --warmup say
 // otherwise. The fitted exponent p (cost ~ T^p) is reported over all lengths and over the three
 // largest. Why go past 1024: the layer's projections and FFN cost ~24 D^2 T flops, its attention
 // ~4 D T^2, so attention leads only once T > 6 D = 768; below that the layer looks linear.
-constexpr std::size_t kCurveLengths[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
-constexpr const char* kCurveModels[] = {"tanh_rnn", "transformer_naive", "transformer_tiled"};
+constexpr std::size_t kCurveLengths[] = {32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+constexpr const char* kCurveModels[] = {"tanh_rnn", "transformer_naive", "transformer_tiled", "transformer_window", "transformer_linear"};
+constexpr std::size_t kCurveWindow = 256;
+// The longest T each model is measured at.
+std::size_t curve_longest(const std::string& model) {
+  return model == "transformer_window" || model == "transformer_linear" ? 16384 : 4096;
+}
 
 std::string curve_name(const std::string& model, std::size_t T) { return "curve_" + model + "_T" + std::to_string(T); }
 
@@ -230,11 +240,15 @@ const std::vector<ConfigInfo>& curve_configs() {
     std::vector<ConfigInfo> v;
     for (const std::string model : kCurveModels)
       for (const std::size_t T : kCurveLengths) {
+        if (T > curve_longest(model)) continue;
         std::function<std::unique_ptr<Config>()> make;
         if (model == "tanh_rnn") make = [T] { return std::make_unique<RecurrentConfig>(nn::CellKind::tanh_rnn, T); };
         else {
-          const auto impl = model == "transformer_tiled" ? nn::AttentionImpl::tiled : nn::AttentionImpl::naive;
-          make = [T, impl] { return std::make_unique<TransformerLayer>(4, T, impl); };
+          const auto impl = model == "transformer_naive"    ? nn::AttentionImpl::naive
+                            : model == "transformer_linear" ? nn::AttentionImpl::linear
+                                                            : nn::AttentionImpl::tiled;
+          const std::optional<std::size_t> window = model == "transformer_window" ? std::optional(kCurveWindow) : std::nullopt;
+          make = [T, impl, window] { return std::make_unique<TransformerLayer>(4, T, impl, window); };
         }
         v.push_back({curve_name(model, T), make});
       }
@@ -429,26 +443,40 @@ void report_curves(const nlohmann::json& merged, const std::filesystem::path& ou
       log.log(double(T), row);
     }
   }
+  // A model's last measured point (T, y), for the guides; its third-largest T, for the fits.
+  auto last_point = [&](const std::vector<double>& y) {
+    for (std::size_t i = y.size(); i-- > 0;)
+      if (std::isfinite(y[i])) return std::pair{Ts[i], y[i]};
+    return std::pair{Ts.back(), lab::kMissing};
+  };
+  auto third_largest = [&](const std::vector<double>& y) {
+    std::vector<double> have;
+    for (std::size_t i = 0; i < y.size(); ++i)
+      if (std::isfinite(y[i])) have.push_back(Ts[i]);
+    return have.size() >= 3 ? have[have.size() - 3] : Ts.front();
+  };
   // Dashed guides of slope 1 and 2, through the last point of a curve, to read the slopes against.
   const std::filesystem::path guides = dir / "curves_guides.csv";
   {
-    const double Tn = Ts.back();
+    const auto [t1, y1] = last_point(ms[0]);  // time: slope 1 through the RNN, 2 through naive
+    const auto [t2, y2] = last_point(ms[1]);
+    const auto [m1, z1] = last_point(mb[2]);  // memory: slope 1 through tiled, 2 through naive
+    const auto [m2, z2] = last_point(mb[1]);
     lab::CurveLog log(guides, {"time_T1", "time_T2", "memory_T1", "memory_T2"}, "T");
-    for (const double T : Ts)
-      log.log(T, {ms[0].back() * T / Tn, ms[1].back() * (T / Tn) * (T / Tn), mb[2].back() * T / Tn,
-                  mb[1].back() * (T / Tn) * (T / Tn)});
+    for (const double T : Ts) log.log(T, {y1 * T / t1, y2 * (T / t2) * (T / t2), z1 * T / m1, z2 * (T / m2) * (T / m2)});
   }
-  const double from = Ts[Ts.size() - 3];  // the three largest lengths: the leading term shows
   const char* titles[] = {"tanh RNN (batch 32)", "Transformer layer, naive attention (batch 4)",
-                          "Transformer layer, tiled attention (batch 4)"};
-  lab::Table fits("Fitted exponent p in cost ~ T^p (all lengths / the three largest)",
-                  {"model", "time p", "time p, T >= " + std::to_string(std::size_t(from)), "memory p",
-                   "memory p, T >= " + std::to_string(std::size_t(from))});
+                          "Transformer layer, tiled attention (batch 4)", "Transformer layer, window 256 (batch 4)",
+                          "Transformer layer, linear attention (batch 4)"};
+  static_assert(std::size(titles) == std::size(kCurveModels));
+  lab::Table fits("Fitted exponent p in cost ~ T^p (all lengths / each model's three largest)",
+                  {"model", "time p", "time p, three largest", "memory p", "memory p, three largest", "from T"});
   std::vector<lab::Series> time_series, memory_series;
   for (std::size_t m = 0; m < std::size(kCurveModels); ++m) {
+    const double from = third_largest(ms[m]);  // the three largest lengths: the leading term shows
     const double pt = lab::loglog_slope(Ts, ms[m]), pt_hi = lab::loglog_slope(Ts, ms[m], from);
     const double pm = lab::loglog_slope(Ts, mb[m]), pm_hi = lab::loglog_slope(Ts, mb[m], from);
-    fits.row({titles[m], lab::Cell(pt, 3), lab::Cell(pt_hi, 3), lab::Cell(pm, 3), lab::Cell(pm_hi, 3)});
+    fits.row({titles[m], lab::Cell(pt, 3), lab::Cell(pt_hi, 3), lab::Cell(pm, 3), lab::Cell(pm_hi, 3), long(from)});
     const std::string model = kCurveModels[m];
     char legend[160];
     std::snprintf(legend, sizeof legend, "%s: p = %.2f", titles[m], pt_hi);
@@ -464,11 +492,11 @@ void report_curves(const nlohmann::json& merged, const std::filesystem::path& ou
   fits.print();
   fits.save_markdown(dir / "curves.md", true);
   lab::plot(dir / "curves_time.png", time_series,
-            {.title = "One training step against sequence length (p fitted on T >= " + std::to_string(std::size_t(from)) + ")",
+            {.title = "One training step against sequence length (p fitted on each model's three largest T)",
              .xlabel = "sequence length T", .ylabel = "median ms per step", .logx = true, .logy = true,
              .key = "top left Left reverse"});
   lab::plot(dir / "curves_memory.png", memory_series,
-            {.title = "Peak working set of a training step (p fitted on T >= " + std::to_string(std::size_t(from)) + ")",
+            {.title = "Peak working set of a training step (p fitted on each model's three largest T)",
              .xlabel = "sequence length T", .ylabel = "MB (peak RSS - RSS at start)", .logx = true, .logy = true,
              .key = "top left Left reverse"});
   std::printf("written: curves.csv, curves_guides.csv, curves.md, curves_time.png, curves_memory.png in %s\n", dir.c_str());

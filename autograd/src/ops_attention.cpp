@@ -310,7 +310,9 @@ Tensor make_plan(Plan& p, const char* op, const Tensor& q, const Tensor& k, cons
     fail(op, ": global_tokens need a window (without one every query sees every key already) (", shapes_of(q, k, v_in), ")");
   if (o.window) {
     p.windowed = true;
-    p.window = *o.window;
+    // No distance exceeds max(Tk, last query position): a wider window is the same, and clamping
+    // keeps the band arithmetic (position + window) from wrapping around.
+    p.window = std::min(*o.window, std::max(p.Tk, p.query_offset + p.Tq));
     std::vector<std::uint8_t> global(p.Tk, 0);
     for (std::size_t g : o.global_tokens) {
       if (g >= p.Tk) fail(op, ": global token at position ", g, " is not among the ", p.Tk, " keys (", shapes_of(q, k, v_in), ")");

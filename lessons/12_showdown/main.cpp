@@ -49,6 +49,7 @@ constexpr double kPlateauTop = 0.5;           // exercise 2: recall runs that en
 struct Config {
   std::int64_t steps = 250, eval_every = 50, eval_size = 1000;
   std::size_t hidden = 64, batch = 64, transformer_layers = 1;
+  std::size_t window = 32;  // --models window, window_global: keys within this distance (lesson 18)
   std::uint64_t seed = 0;
   bool positions = true;  // false: the Transformer without its positional encoding (exercise 3)
 };
@@ -204,8 +205,8 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
   Data data(task, T, c);
   ag::Generator init(c.seed * 1000 + 7);  // the same initialisation stream for every model
   lab::SequenceModel model({.kind = kind, .input_dim = data.input_dim(), .hidden = c.hidden, .output_dim = data.output_dim(),
-                            .layers = kind == lab::ModelKind::transformer ? c.transformer_layers : 1,
-                            .max_len = std::size_t(std::max(T, 16))},
+                            .layers = lab::is_transformer(kind) ? c.transformer_layers : 1,
+                            .max_len = std::size_t(std::max(T, 16)), .window = c.window},
                            init);
   nn::Adam opt(model.parameters(), {.lr = 1e-3});
   Result r{task, kind, T, c.seed, c.positions};
@@ -275,7 +276,7 @@ Result train_one(Task task, lab::ModelKind kind, int T, const Config& c, bool fi
   if (first_seed) nn::save(model, args.path("model_" + run_name + ".safetensors"));
   r.ratio_f32 = first_position_gradient_ratio(model, task, data, c, ag::f32);
   r.ratio = first_position_gradient_ratio(model, task, data, c, ag::f64);
-  if (kind != lab::ModelKind::transformer) {  // a recurrent network reads sequences of any length
+  if (!lab::is_transformer(kind)) {  // a recurrent network reads sequences of any length
     const Data far(task, kFarFactor * T, c);
     r.far_ratio_f32 = first_position_gradient_ratio(model, task, far, c, ag::f32);
     r.far_ratio = first_position_gradient_ratio(model, task, far, c, ag::f64);
@@ -475,7 +476,11 @@ int main(int argc, char** argv) {
   cli.app().add_flag("--full", full, "the whole sweep: 1,500 steps at T = 10, 50, 100, 200");
   cli.app().add_option("--T", lengths, "sequence lengths, comma-separated (default 10,100; --full 10,50,100,200; --quick 5,20)");
   cli.app().add_option("--tasks", tasks_arg, "tasks: recall, adding");
-  cli.app().add_option("--models", models_arg, "models: rnn, lstm, gru, transformer");
+  cli.app().add_option("--models", models_arg,
+                       "models: rnn, lstm, gru, transformer; window, window_global, linear (lesson 18's efficient attention)");
+  cli.app().add_option("--window", c.window, "window and window_global: each position sees the keys within this distance")
+      ->check(CLI::Range(0, 5000))
+      ->capture_default_str();
   cli.app().add_option("--seeds", n_seeds, "seeds per task, T and model: --seed, --seed + 1, ... (--quick: 2)")->check(CLI::Range(1, 100));
   cli.app().add_option("--eval-every", c.eval_every, "evaluate on the held-out set every N steps (--full: 100; --quick: 20)")->check(CLI::Range(1, 1000000));
   cli.app().add_option("--layers", c.transformer_layers, "Transformer encoder layers (pre-LN, 4 heads, FFN 128)")->check(CLI::Range(1, 12));
@@ -564,7 +569,7 @@ int main(int argc, char** argv) {
     for (const auto& g : groups) {
       const std::string task = g.task == Task::recall ? "recall (accuracy)" : "adding (MSE)";
       const std::string model = std::string(lab::model_name(g.kind)) +
-                                (g.kind == lab::ModelKind::transformer && !c.positions ? " (no positions)" : "");
+                                (lab::is_transformer(g.kind) && !c.positions ? " (no positions)" : "");
       summary.row({task, g.T, model, metric_cell(g), of_n(g.n_solved(), g.n()), of_n(g.n_chance(), g.n()), ratio_cell(g)});
       cpu.row({task, g.T, model, num(g.cpu().median(), 2)});
     }

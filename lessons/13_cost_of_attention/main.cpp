@@ -35,158 +35,20 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_time.hpp"
+#include "common/heap_count.hpp"
 #include "common/labkit.hpp"
 #include "nn/nn.hpp"
 #include "nn/optim.hpp"
 
 extern "C" void openblas_set_num_threads(int);  // OpenBLAS is linked through the engine
 
-// ---------------------------------------------------------------------------------------------
-// 0) Counting the heap. Every array of the engine comes from malloc (ag/array_config.hpp), and
-// every graph node from operator new, which calls malloc. This program defines malloc, free and
-// their relatives itself (the dynamic linker then sends every library's calls here too); each
-// passes the call on to glibc's own (__libc_malloc, ...) and notes the pointer and the bytes asked
-// for in a fixed table, so that `live` is the bytes in use and `peak` the most there were at once.
-// Bytes asked for, not the blocks glibc hands out, so the count does not depend on the heap's
-// history. The table is a plain array (allocating inside malloc would recurse).
-namespace heap {
-
-constexpr std::size_t kSlotBits = 19, kSlots = std::size_t(1) << kSlotBits;  // 4 MB of table
-void* g_ptr[kSlots];
-std::size_t g_size[kSlots];
-std::atomic_flag g_lock = ATOMIC_FLAG_INIT;
-std::int64_t g_live = 0, g_peak = 0;
-bool g_full = false;  // the table ran out of slots: the counts are no longer exact
-
-struct Lock {
-  Lock() { while (g_lock.test_and_set(std::memory_order_acquire)) {} }
-  ~Lock() { g_lock.clear(std::memory_order_release); }
-};
-
-std::size_t home(const void* p) {  // Fibonacci hashing of the address
-  return std::size_t((std::uint64_t(reinterpret_cast<std::uintptr_t>(p)) >> 4) * 0x9E3779B97F4A7C15ull >> (64 - kSlotBits));
-}
-
-void record(void* p, std::size_t n) {
-  if (!p) return;
-  Lock lock;
-  for (std::size_t i = home(p), probes = 0; probes < kSlots; ++probes, i = (i + 1) & (kSlots - 1))
-    if (!g_ptr[i]) {
-      g_ptr[i] = p, g_size[i] = n;
-      g_live += std::int64_t(n);
-      g_peak = std::max(g_peak, g_live);
-      return;
-    }
-  g_full = true;
-}
-
-void forget(void* p) {  // linear probing with backward-shift deletion
-  if (!p) return;
-  Lock lock;
-  std::size_t i = home(p);
-  while (g_ptr[i] && g_ptr[i] != p) i = (i + 1) & (kSlots - 1);
-  if (!g_ptr[i]) return;  // not ours (allocated before the table knew it, or by another path)
-  g_live -= std::int64_t(g_size[i]);
-  for (std::size_t j = (i + 1) & (kSlots - 1); g_ptr[j]; j = (j + 1) & (kSlots - 1)) {
-    const std::size_t h = home(g_ptr[j]);
-    const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);  // h cyclically in (i, j]
-    if (!stays) g_ptr[i] = g_ptr[j], g_size[i] = g_size[j], i = j;
-  }
-  g_ptr[i] = nullptr;
-}
-
-// The bytes in use now, after setting the peak to it: start of a measurement.
-std::int64_t reset_peak() {
-  Lock lock;
-  g_peak = g_live;
-  return g_live;
-}
-std::int64_t peak() {
-  Lock lock;
-  return g_peak;
-}
-bool exact() {
-  Lock lock;
-  return !g_full;
-}
-
-// The most bytes f() held at once on top of what was in use before it: its peak working set.
-template <class F>
-std::int64_t peak_growth(F&& f) {
-  const std::int64_t base = reset_peak();
-  f();
-  return peak() - base;
-}
-
-}  // namespace heap
-
-extern "C" {
-void* __libc_malloc(std::size_t);
-void __libc_free(void*);
-void* __libc_calloc(std::size_t, std::size_t);
-void* __libc_realloc(void*, std::size_t);
-void* __libc_memalign(std::size_t, std::size_t);
-void* __libc_valloc(std::size_t);
-void* __libc_pvalloc(std::size_t);
-
-void* malloc(std::size_t n) noexcept {
-  void* p = __libc_malloc(n);
-  heap::record(p, n);
-  return p;
-}
-void free(void* p) noexcept {
-  heap::forget(p);
-  __libc_free(p);
-}
-void* calloc(std::size_t count, std::size_t size) noexcept {
-  void* p = __libc_calloc(count, size);
-  heap::record(p, count * size);  // no overflow: glibc returned nullptr then
-  return p;
-}
-void* realloc(void* p, std::size_t n) noexcept {
-  void* q = __libc_realloc(p, n);
-  if (q || n == 0) {  // moved, resized or freed; on failure p is untouched
-    heap::forget(p);
-    heap::record(q, n);
-  }
-  return q;
-}
-void* reallocarray(void* p, std::size_t count, std::size_t size) noexcept {
-  std::size_t n = 0;
-  if (__builtin_mul_overflow(count, size, &n)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return realloc(p, n);
-}
-void* memalign(std::size_t alignment, std::size_t n) noexcept {
-  void* p = __libc_memalign(alignment, n);
-  heap::record(p, n);
-  return p;
-}
-void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept { return memalign(alignment, n); }
-int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
-  if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  void* p = memalign(alignment, n);
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
-}
-void* valloc(std::size_t n) noexcept {
-  void* p = __libc_valloc(n);
-  heap::record(p, n);
-  return p;
-}
-void* pvalloc(std::size_t n) noexcept {
-  void* p = __libc_pvalloc(n);
-  heap::record(p, n);
-  return p;
-}
-}  // extern "C"
+// 0) Counting the heap: common/heap_count.hpp (this program links it; see lessons/CMakeLists.txt).
 
 namespace {
 
 using ag::Tensor;
+using lab::median_ms;
 constexpr std::size_t kD = 64;  // d: width of one head
 std::size_t g_block = 64;       // B: queries and keys per tile of ag::tiled_attention (--block)
 
@@ -255,36 +117,7 @@ std::int64_t step_bytes(Attention attend, std::size_t n, bool backward, std::uin
 // ---------------------------------------------------------------------------------------------
 // 2) Time: CPU time of this thread, the median of a few repetitions.
 
-// A std::chrono clock that counts only this thread's CPU time. Other programs share the cores;
-// a wall clock would charge their time to whichever run they interrupted. With OpenBLAS on one
-// thread, this thread's CPU time is the whole cost of the kernel. (It still varies: other
-// programs share the caches.)
-struct thread_cpu_clock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<thread_cpu_clock>;
-  static constexpr bool is_steady = true;
-  static time_point now() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return time_point(duration(std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec));
-  }
-};
-
-// Median over `reps` runs of f(), in milliseconds of CPU time, after one warm-up run.
-template <class F>
-double median_ms(F&& f, int reps) {
-  f();  // warm-up: first-touch page faults, OpenBLAS buffers
-  std::vector<double> ms;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = thread_cpu_clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(thread_cpu_clock::now() - t0).count());
-  }
-  std::nth_element(ms.begin(), ms.begin() + std::ptrdiff_t(ms.size() / 2), ms.end());
-  return ms[ms.size() / 2];
-}
+// thread_cpu_clock and median_ms: common/cpu_time.hpp.
 
 // The n x n arrays a graph holds after the forward pass: walk back from the output and list the
 // op of every node whose data is [n, n] (for the naive attention: "attention_weights").

@@ -230,17 +230,6 @@ std::string temperature_text(double t) {  // 0.5 -> "0.5", 1 -> "1.0"
   std::snprintf(buf, sizeof buf, "%.1f", t);
   return buf;
 }
-// The "## title" sections of a Markdown file: title -> the text below it, up to the next one.
-std::map<std::string, std::string> markdown_sections(const std::filesystem::path& file) {
-  std::ifstream f(file);
-  std::map<std::string, std::string> out;
-  std::string line, title;
-  while (std::getline(f, line)) {
-    if (line.rfind("## ", 0) == 0) title = line.substr(3), out[title];
-    else if (!title.empty()) out[title] += line + "\n";
-  }
-  return out;
-}
 
 // The bytes gzip -9 makes of `text` (gzip is part of every Debian system): -1 when it fails.
 long gzip_bytes(const std::string& text, const std::filesystem::path& scratch) {
@@ -497,7 +486,7 @@ int main(int argc, char** argv) {
     if (c.name == "small") {
       const std::filesystem::path committed = lab::lesson_source_dir(args) / "nanogpt-cpu" / "report.md";
       if (std::filesystem::exists(committed)) {
-        const std::map<std::string, std::string> part = markdown_sections(committed);
+        const std::map<std::string, std::string> part = lab::markdown_sections(committed);
         for (const auto& [name, title] : std::vector<std::pair<std::string, std::string>>{
                  {"losses", "Tiny GPT"}, {"seeds", "Each seed"}, {"time", "Time"}, {"checks", "Checks"}})
           for (const auto& [heading, body] : part)

@@ -54,4 +54,15 @@ std::filesystem::path lesson_source_dir(const LessonArgs& args) {
   return std::filesystem::path(ATTNLAB_SOURCE_DIR) / "lessons" / args.name;
 }
 
+std::map<std::string, std::string> markdown_sections(const std::filesystem::path& file) {
+  std::ifstream f(file);
+  std::map<std::string, std::string> out;
+  std::string line, title;
+  while (std::getline(f, line)) {
+    if (line.rfind("## ", 0) == 0) title = line.substr(3), out[title];
+    else if (!title.empty()) out[title] += line + "\n";
+  }
+  return out;
+}
+
 }  // namespace lab

@@ -21,6 +21,7 @@
 // compared). The SIMD target the run used (ag::simd_target()) goes into chapter/target.txt, so a
 // difference can be traced to a machine with other vector units.
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "common/cli.hpp"
@@ -50,6 +51,10 @@ class Chapter {
 // The lesson's own directory in the source tree (lessons/NN_topic), for what a run reads from
 // beside its chapter: e.g. the committed output of a run too long for CI, which the chapter quotes.
 std::filesystem::path lesson_source_dir(const LessonArgs& args);
+
+// The "## title" sections of a Markdown file (a committed report.md): title -> the text below
+// it, up to the next one. A chapter quotes a long run's committed report through these.
+std::map<std::string, std::string> markdown_sections(const std::filesystem::path& file);
 
 // The marker that starts a section whose numbers are timings (the first line of its file).
 inline constexpr const char* kTimingMarker = "<!-- timings: not compared -->";

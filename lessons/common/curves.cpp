@@ -86,6 +86,7 @@ double loglog_slope(const std::vector<double>& x, const std::vector<double>& y, 
   double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0;
   for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
     if (x[i] < lo * (1 - 1e-9) || x[i] > hi * (1 + 1e-9)) continue;  // the tolerance keeps the ends in
+    if (!std::isfinite(y[i])) continue;                                 // a point not measured (kMissing)
     const double a = std::log(x[i]), b = std::log(std::max(y[i], 1e-30));
     sx += a, sy += b, sxx += a * a, sxy += a * b, n += 1;
   }

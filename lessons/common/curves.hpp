@@ -71,7 +71,8 @@ struct Series {
 };
 
 // Least-squares slope of log y against log x over the points with lo <= x <= hi: the exponent
-// p in y ~ x^p (a straight line of slope p on a log-log plot). Non-positive y count as 1e-30.
+// p in y ~ x^p (a straight line of slope p on a log-log plot). Non-positive y count as 1e-30;
+// points whose y is not finite (kMissing: not measured) are left out.
 double loglog_slope(const std::vector<double>& x, const std::vector<double>& y, double lo = 0.0,
                     double hi = std::numeric_limits<double>::infinity());
 

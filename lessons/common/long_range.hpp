@@ -34,13 +34,16 @@ inline const char* task_name(Task t) { return t == Task::adding ? "adding" : "re
 // recurrent_scale < 0 keeps PyTorch's init, U(-1/sqrt(H), 1/sqrt(H)), for weight_hh; otherwise
 // weight_hh is set by nn::scaled_recurrent_ to orthogonal blocks times recurrent_scale, so the
 // spectral radius of each block is exactly recurrent_scale.
+// attention and window: the Transformer kinds' (lab::SequenceModelOptions).
 inline std::shared_ptr<lab::SequenceModel> make_model(lab::ModelKind kind, Task task, std::uint64_t seed,
-                                                      double forget_bias = 1.0, double recurrent_scale = -1.0) {
+                                                      double forget_bias = 1.0, double recurrent_scale = -1.0,
+                                                      nn::AttentionImpl attention = nn::AttentionImpl::naive, std::size_t window = 32) {
   ag::Generator gen(seed);
   const bool recall = task == Task::recall;
   auto model = std::make_shared<lab::SequenceModel>(
       lab::SequenceModelOptions{.kind = kind, .input_dim = recall ? 8u : 2u, .hidden = kHidden,
-                                .output_dim = recall ? 8u : 1u, .forget_bias = forget_bias},
+                                .output_dim = recall ? 8u : 1u, .forget_bias = forget_bias, .attention = attention,
+                                .window = window},
       gen);
   if (recurrent_scale >= 0) nn::scaled_recurrent_(model->rnn->weight_hh[0], gen, recurrent_scale);
   return model;
@@ -101,6 +104,8 @@ struct RunOptions {
   std::uint64_t seed = 0;   // data (the task's training stream and held-out set) and init
   double forget_bias = 1.0;
   double recurrent_scale = -1.0;
+  nn::AttentionImpl attention = nn::AttentionImpl::naive;  // ModelKind::transformer's
+  std::size_t window = 32;                                 // the window kinds'
   bool progress = true;     // false: no progress bar (a sweep of many short runs prints one line per run itself)
 };
 
@@ -148,7 +153,7 @@ double evaluate(Forward&& forward, Task task, const lab::AddingTask& adding, con
 inline RunResult train_run(const RunOptions& o, const std::filesystem::path& csv, const std::string& label) {
   const auto start = std::chrono::steady_clock::now();
   RunResult r;
-  r.model = make_model(o.kind, o.task, lab::derive_seed(o.seed, 10), o.forget_bias, o.recurrent_scale);
+  r.model = make_model(o.kind, o.task, lab::derive_seed(o.seed, 10), o.forget_bias, o.recurrent_scale, o.attention, o.window);
   const int adding_eval = o.task == Task::adding ? o.eval_size : 1, recall_eval = o.task == Task::recall ? o.eval_size : 1;
   lab::AddingTask adding({.T = o.T, .batch_size = o.batch, .seed = o.seed, .eval_size = adding_eval});
   lab::RecallTask recall({.T = o.T, .batch_size = o.batch, .seed = o.seed, .eval_size = recall_eval});

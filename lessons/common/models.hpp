@@ -4,7 +4,10 @@
 //
 //   tanh RNN / LSTM / GRU:  h_1..T = cell(x_1..T);           y = W_out h_T + b_out
 //   Transformer:            z = encoder(W_in x + PE);        y = W_out z_T + b_out
-// Every model sees the same inputs and is trained the same way; only the architecture differs.
+// The Transformer comes in four kinds of attention (lesson 18): full softmax attention, a
+// sliding window of `window` keys on each side, the same window with position 0 a global token
+// (Longformer), and linear attention (elu + 1 features). Every model sees the same inputs and is
+// trained the same way; only the architecture differs.
 #include <memory>
 #include <string>
 
@@ -12,10 +15,11 @@
 
 namespace lab {
 
-enum class ModelKind { tanh_rnn, lstm, gru, transformer };
-const char* model_name(ModelKind k);           // "tanh RNN", "LSTM", "GRU", "Transformer"
-const char* model_slug(ModelKind k);           // "rnn", "lstm", "gru", "transformer" (file names)
+enum class ModelKind { tanh_rnn, lstm, gru, transformer, window, window_global, linear };
+const char* model_name(ModelKind k);           // "tanh RNN", "LSTM", "GRU", "Transformer", "window", ...
+const char* model_slug(ModelKind k);           // "rnn", "lstm", "gru", "transformer", "window", "window_global", "linear" (file names)
 ModelKind parse_model(const std::string& name);  // accepts the slugs; ag::Error otherwise
+bool is_transformer(ModelKind k);              // every kind with an encoder (and positions), not a recurrence
 
 struct SequenceModelOptions {
   ModelKind kind = ModelKind::tanh_rnn;
@@ -27,6 +31,10 @@ struct SequenceModelOptions {
   std::size_t max_len = 4096;    // Transformer positions
   double forget_bias = 1.0;      // LSTM (Gers et al. 2000)
   bool norm_first = true;        // Transformer: pre-LN trains without warmup
+  // ModelKind::transformer's attention (naive keeps the weights; tiled the same output in memory
+  // that grows as T). The window kinds always run tiled, linear its own.
+  nn::AttentionImpl attention = nn::AttentionImpl::naive;
+  std::size_t window = 32;       // window, window_global: keys within this distance on each side
 };
 
 class SequenceModel : public nn::Module {

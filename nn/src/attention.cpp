@@ -224,15 +224,20 @@ AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k_in, 
   const std::size_t Tq = q.shape()[2], Tk = k_in.shape()[2], H = heads_;
   const Tensor k = repeat_kv(k_in), v = repeat_kv(v_in);
   const bool drop = dropout->p() > 0 && is_training();
+  // Global positions among these Tk keys (a shorter sequence, or a KV cache still filling, has
+  // not reached the others yet).
+  std::vector<std::size_t> globals;
+  for (std::size_t g : global_tokens)
+    if (g < Tk) globals.push_back(g);
   AttentionOutput a;
   if (impl == AttentionImpl::tiled) {
     if (drop) ag::fail(describe(), ": tiled attention has no weights to drop out; use dropout 0 or AttentionImpl::naive in training");
-    ag::TiledAttentionOptions o{.causal = causal, .query_offset = query_offset, .window = window, .global_tokens = global_tokens};
+    ag::TiledAttentionOptions o{.causal = causal, .query_offset = query_offset, .window = window, .global_tokens = globals};
     if (alibi) o.alibi_slopes = alibi_slopes(H), o.alibi_symmetric = alibi_symmetric;
     a.output = ag::tiled_attention(q, k, v, mask, o);
   } else {
     if (causal && Tq > 1) mask.blocked = causal_mask(Tq, Tk) | mask.blocked;  // one query sees every key
-    if (window) mask.blocked = sliding_window_mask(Tq, Tk, *window, global_tokens, query_offset) | mask.blocked;
+    if (window) mask.blocked = sliding_window_mask(Tq, Tk, *window, globals, query_offset) | mask.blocked;
     else if (!global_tokens.empty()) ag::fail(describe(), ": global_tokens need a window (without one every query sees every key)");
     if (alibi) {  // [H, Tq, Tk], broadcast over the batch, added to any float mask
       const Tensor b = alibi_bias(alibi_slopes(H), Tq, Tk, alibi_symmetric, q.dtype(), query_offset);
@@ -250,9 +255,10 @@ AttentionOutput MultiHeadAttention::attend_linear(const Tensor& q, const Tensor&
     ag::fail(describe(), ": linear attention has no weights to drop out; use dropout 0 in training");
   if (alibi || rotary || window || !global_tokens.empty())
     ag::fail(describe(), ": linear attention takes no ALiBi, rotary positions, window or global tokens");
-  // phi(x) = elu(x) + 1 > 0 (Katharopoulos et al. 2020, eq. 7), on each head's q and k
+  // phi(x) = elu(x) + 1 > 0 (Katharopoulos et al. 2020, eq. 7), on each head's q and k (before
+  // GQA's repetition: once per key/value head)
   const Tensor phi_q = ag::elu(q) + 1.0;
-  Tensor phi_k = ag::elu(repeat_kv(k_in)) + 1.0;
+  Tensor phi_k = repeat_kv(ag::elu(k_in) + 1.0);
   if (key_padding.defined()) {  // a padded key with phi = 0 adds nothing to either sum
     const std::size_t B = q.shape()[0], Tk = k_in.shape()[2];
     std::vector<double> keep(B * Tk);
@@ -272,6 +278,9 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   if (key.shape()[0] != B || value.shape() != key.shape())
     ag::fail(describe(), ": key ", ag::shape_str(key.shape()), " and value ", ag::shape_str(value.shape()),
              " must match each other and the query's batch ", B);
+  if (is_causal && query.shape()[1] != Tk)
+    ag::fail(describe(), ": is_causal needs as many queries as keys (query i sees keys 0..i), got query ",
+             ag::shape_str(query.shape()), " and key ", ag::shape_str(key.shape()), "; pass an attn_mask for anything else");
   if (impl == AttentionImpl::linear) {
     if (attn_mask.blocked.defined() || attn_mask.bias.defined() || key_padding_mask.bias.defined())
       ag::fail(describe(), ": linear attention takes no attn_mask and no float key_padding_mask (a Mask [B, Tk] of padded keys, and "

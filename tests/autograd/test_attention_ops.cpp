@@ -18,6 +18,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "ag/ag.hpp"
+#include "common/check_values.hpp"
 #include "common/expect_error.hpp"
 
 using namespace ag;
@@ -103,15 +104,6 @@ Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
     scores = masked_fill(scores, band_mask(q.size(-2), k.size(-2), *o.window, o.global_tokens, o.query_offset),
                          -std::numeric_limits<double>::infinity());
   return matmul(softmax(scores, -1), v);
-}
-
-// max |got - want| / max |want| over all elements (0 when both are all zero).
-double rel_diff(const Tensor& got, const Tensor& want) {
-  const auto g = got.to_vector(), w = want.to_vector();
-  BOOST_TEST_REQUIRE(g.size() == w.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < g.size(); ++i) num = std::max(num, std::abs(g[i] - w[i])), den = std::max(den, std::abs(w[i]));
-  return den > 0 ? num / den : num;
 }
 
 // Row i of a [rows, want.size()] row-major vector equals want (to 1e-15).
@@ -602,6 +594,22 @@ BOOST_AUTO_TEST_CASE(gradcheck_window_and_global_tokens) {
   gradcheck_case("window 0 (only itself) + global 18", s, Tensor(), {.block = 5, .window = 0, .global_tokens = {18}});
   gradcheck_case("window 4 Tq != Tk", kAwkward, Tensor(), {.block = 4, .window = 4, .global_tokens = {2}});
   gradcheck_case("window 3 causal offset 6", kAwkward, Tensor(), {.causal = true, .block = 4, .query_offset = 6, .window = 3});
+  // queries past every key (positions 3..15 against 7 keys): the last rows see nothing
+  gradcheck_case("window 2 Tq 13 > Tk 7 offset 3", {{2}, 13, 7, 4, 3}, Tensor(), {.block = 4, .query_offset = 3, .window = 2});
+}
+
+// A window at least as wide as the sequence is full attention, up to the largest size_t (the
+// band arithmetic must not wrap around).
+BOOST_AUTO_TEST_CASE(a_window_wider_than_the_sequence_is_full_attention) {
+  Generator gen(33);
+  const Tensor q = uniform({2, 70, 4}, f64, gen), k = uniform({2, 70, 4}, f64, gen), v = uniform({2, 70, 3}, f64, gen);
+  for (bool causal : {false, true}) {
+    const Tensor full = ag::tiled_attention(q, k, v, {}, {.causal = causal, .block = 16});
+    for (std::size_t w : {std::size_t(69), std::size_t(1000), std::numeric_limits<std::size_t>::max()}) {
+      const Tensor windowed = ag::tiled_attention(q, k, v, {}, {.causal = causal, .block = 16, .window = w});
+      BOOST_TEST(rel_diff(windowed, full) == 0.0, "window " << w << (causal ? " causal" : ""));
+    }
+  }
 }
 
 // Tiles wholly outside the band are never read: NaN in the values of keys that no query may see

@@ -10,6 +10,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "common/check_values.hpp"
 #include "common/expect_error.hpp"
 #include "nn/gpt.hpp"
 
@@ -42,14 +43,6 @@ ag::Indices columns(const ag::Indices& ids, std::size_t from, std::size_t n) {
 }
 
 // max |got - want| / max |want|
-double rel_diff(const ag::Tensor& got, const ag::Tensor& want) {
-  const auto g = got.to_vector(), w = want.to_vector();
-  BOOST_TEST_REQUIRE(g.size() == w.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < g.size(); ++i) num = std::max(num, std::abs(g[i] - w[i])), den = std::max(den, std::abs(w[i]));
-  return num / den;
-}
-
 std::string name_of(PositionEncoding p, std::size_t kv_heads, nn::AttentionImpl impl, ag::Dtype dt) {
   return std::string(nn::position_name(p)) + ", H_kv " + std::to_string(kv_heads) +
          (impl == nn::AttentionImpl::tiled ? ", tiled, " : ", naive, ") + ag::dtype_name(dt);

@@ -775,6 +775,26 @@ BOOST_AUTO_TEST_CASE(mha_sliding_window_naive_equals_tiled) {
   expect_error([&] { bad(x, x, x); }, {"MultiHeadAttention", "global_tokens need a window"});
 }
 
+// Decoding with a KV cache through a window with global tokens (one of them past the tokens fed
+// so far) writes, token by token, the rows of the whole causal forward, on both paths.
+BOOST_AUTO_TEST_CASE(window_and_global_tokens_with_a_kv_cache) {
+  for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
+    Generator gen(49);
+    nn::MultiHeadAttention mha(8, 2, gen, 0.0, impl);
+    mha.to(f64);
+    mha.window = 2;
+    mha.global_tokens = {0, 100};
+    const Tensor x = input({1, 7, 8}, 50);
+    ag::NoGrad no_grad;
+    const auto full = mha(x, x, x, {}, {}, true).output.to_vector();
+    nn::KVCache cache = mha.make_cache(1, 7);
+    for (std::int64_t t = 0; t < 7; ++t) {
+      const auto row = mha.forward(ag::slice(x, 1, t, t + 1), cache).output.to_vector();
+      for (std::size_t c = 0; c < 8; ++c) BOOST_TEST(std::abs(row[c] - full[std::size_t(t) * 8 + c]) <= 1e-14);
+    }
+  }
+}
+
 // is_causal (applied by the attention itself) gives what the causal mask gives, on both paths.
 BOOST_AUTO_TEST_CASE(is_causal_equals_the_causal_mask) {
   for (nn::AttentionImpl impl : {nn::AttentionImpl::naive, nn::AttentionImpl::tiled}) {
@@ -784,6 +804,8 @@ BOOST_AUTO_TEST_CASE(is_causal_equals_the_causal_mask) {
     const Tensor x = input({2, 6, 8}, 48);
     const auto a = mha(x, x, x, {}, nn::causal_mask(6)).output.to_vector(), b = mha(x, x, x, {}, {}, true).output.to_vector();
     for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(std::abs(a[i] - b[i]) <= 1e-15);
+    const Tensor m = input({2, 4, 8}, 51);
+    expect_error([&] { mha(x, m, m, {}, {}, true); }, {"is_causal needs as many queries as keys", "[2,6,8]", "[2,4,8]"});
   }
 }
 

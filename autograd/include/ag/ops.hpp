@@ -186,8 +186,9 @@ Tensor tiled_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
 // this is not checked. Time O(T d dv), memory O(T (d + dv)): the causal form runs in chunks of
 // 64 rows (a [64, 64] tile inside a chunk, the running S between chunks), and its backward
 // recomputes the running sums forward and backward instead of keeping S_i per position.
-// eps (the paper's 1e-6) keeps a row whose features are all 0 finite (its output is then 0).
-// Errors: shapes that do not fit, causal with Tq != Tk, eps < 0 or not finite.
+// eps (the paper's 1e-6) keeps a row whose features are all 0 finite (its output is then 0);
+// with eps = 0 such a row is 0 / 0 = NaN. Errors: shapes that do not fit, causal with Tq != Tk,
+// eps < 0 or not finite.
 struct LinearAttentionOptions {
   bool causal = false;
   double eps = 1e-6;

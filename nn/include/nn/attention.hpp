@@ -118,9 +118,10 @@ class MultiHeadAttention : public Module {
   // (or anything broadcasting to [B, H, Tq, Tk]); each an ag::Mask (true = blocked) or a float
   // Tensor (added), as PyTorch's. is_causal (PyTorch's name): query i sees keys 0..i only,
   // applied by the attention itself (the tiled path skips the blocks above the diagonal; the
-  // linear path runs prefix sums), with or without an attn_mask. Weights returned per head:
-  // [B, H, Tq, Tk] (undefined with AttentionImpl::tiled and linear). Errors: shapes that do not
-  // fit, an ambiguous float mask, what AttentionImpl::linear does not take.
+  // linear path runs prefix sums), with or without an attn_mask; it needs Tq = Tk. Weights
+  // returned per head: [B, H, Tq, Tk] (undefined with AttentionImpl::tiled and linear). Errors:
+  // shapes that do not fit, an ambiguous float mask, is_causal with Tq != Tk, what
+  // AttentionImpl::linear does not take.
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value,
                           const ag::AttentionMask& key_padding_mask = {}, const ag::AttentionMask& attn_mask = {},
                           bool is_causal = false);
@@ -154,7 +155,9 @@ class MultiHeadAttention : public Module {
   // sliding_window_mask). On the tiled path the blocks outside the band are skipped (time and
   // memory grow as T * window); the naive path adds sliding_window_mask. Unset: every key.
   std::optional<std::size_t> window;
-  std::vector<std::size_t> global_tokens;  // positions, the same for every sequence; need a window
+  // Positions, the same for every sequence; need a window. Those past a shorter input's keys are
+  // left out (they are not there to see or be seen).
+  std::vector<std::size_t> global_tokens;
   Tensor in_proj_weight, in_proj_bias;
   std::shared_ptr<Linear> out_proj;
   std::shared_ptr<Dropout> dropout;  // on the attention weights
