@@ -469,6 +469,7 @@ void op_cases(Dumper& d) {
   un("gelu_tanh", -4, 4, [](const Tensor& x) { return nn::activate(x, nn::Activation::gelu_tanh); }, {{"approximate", "tanh"}});
   // torch's default GELU is the exact erf form (known difference)
   un("gelu", -4, 4, [](const Tensor& x) { return ag::gelu(x); }, {{"approximate", "none"}});
+  un("elu", -3, 3, [](const Tensor& x) { return ag::elu(x, 0.7); }, {{"alpha", 0.7}});
 
   // values where a derivative has a boundary (the subgradient torch picks)
   {
@@ -822,6 +823,28 @@ void op_cases(Dumper& d) {
         d.op("op/tiled_attention/causal_more_queries_than_keys/block" + std::to_string(block), "tiled_attention",
              {{"scale", 0.0}, {"causal", true}, {"mask", "none"}}, {{"q", qt}, {"k", kt}, {"v", vt}}, {"q", "k", "v"}, [block](const Ins& x) {
                return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], {}, {.causal = true, .block = block})}};
+             });
+    }
+    // Sliding windows with global tokens (torch: the band as a mask), and linear attention (torch:
+    // the quadratic form with the [T, T] matrix), across tile and chunk boundaries.
+    {
+      ag::Generator g3(seed_of("op/attention/long"));
+      const Tensor ql = uniform({2, 2, 70, 4}, g3), kl = uniform({2, 2, 70, 4}, g3), vl = uniform({2, 2, 70, 3}, g3);
+      for (bool causal : {false, true})
+        for (const std::vector<std::size_t>& globals : {std::vector<std::size_t>{}, std::vector<std::size_t>{0, 33}}) {
+          const std::string name = std::string("op/tiled_attention/window5") + (causal ? "_causal" : "") + (globals.empty() ? "" : "_global_0_33");
+          d.op(name + "/block16", "tiled_attention",
+               {{"scale", 0.0}, {"causal", causal}, {"mask", "none"}, {"window", 5}, {"globals", globals}},
+               {{"q", ql}, {"k", kl}, {"v", vl}}, {"q", "k", "v"}, [causal, globals](const Ins& x) {
+                 return Named{{"y", ag::tiled_attention(x["q"], x["k"], x["v"], {},
+                                                        {.causal = causal, .block = 16, .window = 5, .global_tokens = globals})}};
+               });
+        }
+      const Tensor pq = uniform({2, 2, 70, 4}, g3, 0.05, 1.05), pk = uniform({2, 2, 70, 4}, g3, 0.05, 1.05);  // features >= 0
+      for (bool causal : {false, true})
+        d.op(std::string("op/linear_attention/") + (causal ? "causal" : "non_causal") + "/T70", "linear_attention", {{"causal", causal}},
+             {{"q", pq}, {"k", pk}, {"v", vl}}, {"q", "k", "v"}, [causal](const Ins& x) {
+               return Named{{"y", ag::linear_attention(x["q"], x["k"], x["v"], {.causal = causal})}};
              });
     }
     d.op("op/scaled_dot_product_attention/padding", "sdpa", {{"scale", 0.0}, {"mask", "bool"}},

@@ -157,10 +157,23 @@ def _rope(x, a):  # the halves pairing (GPT-NeoX, Llama, Hugging Face's rotate_h
 
 def _tiled(x, a):
     s = _scores(x, a)
+    tq, tk = s.shape[-2:]
     if a["causal"]:
-        tq, tk = s.shape[-2:]
         s = s.masked_fill(torch.ones(tq, tk, dtype=torch.bool).triu(1), float("-inf"))
+    if a.get("window") is not None:  # the band |i - j| <= window, unless i or j is a global token
+        i, j = torch.arange(tq)[:, None], torch.arange(tk)[None, :]
+        g = torch.zeros(max(tq, tk), dtype=torch.bool)
+        g[list(a.get("globals", []))] = True
+        outside = ((i - j).abs() > a["window"]) & ~g[:tq][:, None] & ~g[:tk][None, :]
+        s = s.masked_fill(outside, float("-inf"))
     return torch.matmul(torch.softmax(s, -1), x["v"])
+
+
+def _linear_attention(x, a, eps=1e-6):  # Katharopoulos et al. 2020, the quadratic form
+    A = torch.matmul(x["q"], x["k"].transpose(-1, -2))
+    if a["causal"]:
+        A = A.tril()
+    return torch.matmul(A, x["v"]) / (A.sum(-1, keepdim=True) + eps)
 
 
 def _xp(x, a):  # the step's input projection: xp [B, T, G*H] at step t, or xp [B, G*H]
@@ -224,6 +237,7 @@ OPS = {
     "clamp": Y(lambda x, i, a: torch.clamp(x["x"], a["lo"], a["hi"])),
     "gelu": Y(lambda x, i, a: F.gelu(x["x"], approximate=a["approximate"])),
     "gelu_tanh": Y(lambda x, i, a: F.gelu(x["x"], approximate=a["approximate"])),
+    "elu": Y(lambda x, i, a: F.elu(x["x"], alpha=a["alpha"])),
     "sum": Y(lambda x, i, a: x["x"].sum() if a["axes"] is None else x["x"].sum(a["axes"], keepdim=a["keepdim"])),
     "mean": Y(lambda x, i, a: x["x"].mean() if a["axes"] is None else x["x"].mean(a["axes"], keepdim=a["keepdim"])),
     "max": Y(lambda x, i, a: x["x"].max()),
@@ -256,6 +270,7 @@ OPS = {
     "mse_loss": Y(lambda x, i, a: F.mse_loss(x["pred"], x["target"], reduction=a["reduction"])),
     "attention_weights": lambda x, i, a, o: {"w": torch.softmax(_scores(x, a), -1)},
     "tiled_attention": Y(lambda x, i, a: _tiled(x, a)),
+    "linear_attention": Y(lambda x, i, a: _linear_attention(x, a)),
     "sdpa": lambda x, i, a, o: (lambda w: {"y": torch.matmul(w, x["v"]), "w": w})(torch.softmax(_scores(x, a), -1)),
 }
 
