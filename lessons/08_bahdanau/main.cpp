@@ -7,10 +7,12 @@
 // from both ends (nn::Seq2SeqOptions::bidirectional_encoder). At every output step the attentive
 // decoder looks back at all encoder states and takes a weighted average of them; accuracy hardly
 // depends on length any more, and the weights, drawn as a matrix, show where it looked: for
-// reversal, the anti-diagonal (shifted by one with one direction, not with two).
+// reversal, the anti-diagonal (shifted by one with one direction, not with two). Two more models
+// per seed swap the additive score for Luong et al.'s (2015) dot and general scores: accuracy
+// against length and the cost of a step, score against score.
 //
 // The default run is a smaller version of lesson 07's (lengths 4..16, 600 steps, 5 seeds:
-// fifteen models in about two minutes of CPU); --full runs lesson 07's size (lengths 4..24, 1,500
+// twenty-five models in about four minutes of CPU); --full runs lesson 07's size (lengths 4..24, 1,500
 // steps, 5 seeds), and its figures without attention are then lesson 07's exactly.
 //
 // Writes into --out (default runs/08_bahdanau/):
@@ -20,11 +22,13 @@
 //   alignment.csv / .png              the attention weights of one held-out example (the first seed)
 //   alignment_bidirectional.csv / .png  the same example, the bidirectional model
 //   bidirectional.png                 where the attention peaks, one direction against two
+//   scores.png, scores_vs_length.csv  accuracy vs length with the additive, dot and general scores
 //   report.md                         the tables
 //   chapter/                          what the chapter (README.md) quotes
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -94,6 +98,13 @@ int main(int argc, char** argv) {
     reversal::Setup bi_setup = setup;
     bi_setup.bidirectional = true;
     const std::vector<SeedRun> bi = reversal::train_seeds(bi_setup, /*attention=*/true, args, "loss_bidirectional");
+    // Two more: Luong et al.'s dot and general scores in place of the additive one, in the same
+    // wiring (the same batches, embeddings and encoder as the others of their seed).
+    reversal::Setup dot_setup = setup, general_setup = setup;
+    dot_setup.score = nn::AttentionScore::dot;
+    general_setup.score = nn::AttentionScore::general;
+    const std::vector<SeedRun> dot = reversal::train_seeds(dot_setup, /*attention=*/true, args, "loss_dot");
+    const std::vector<SeedRun> general = reversal::train_seeds(general_setup, /*attention=*/true, args, "loss_general");
     const std::size_t n = attn.size();
     const int lo = setup.eval_min, hi = setup.eval_max;
     using St = lab::SeedStats;
@@ -326,6 +337,73 @@ int main(int argc, char** argv) {
     summary.print();
     summary.save_markdown(args.path("report.md"), /*append=*/true);
 
+    // 5b) The three scores side by side: accuracy against length, the loss, the cost of a step.
+    struct ScoreRuns {
+      nn::AttentionScore score;
+      const std::vector<SeedRun>& runs;
+    };
+    const std::vector<ScoreRuns> by_score = {{nn::AttentionScore::additive, attn}, {nn::AttentionScore::dot, dot},
+                                             {nn::AttentionScore::general, general}};
+    lab::CurveLog score_csv(args.path("scores_vs_length.csv"),
+                            {"additive_token", "additive_token_min", "dot_token", "dot_token_min", "general_token", "general_token_min",
+                             "additive_exact", "dot_exact", "general_exact"},
+                            "length");
+    lab::Table score_table("", {"L", "additive: symbols", "range", "dot: symbols", "range", "general: symbols", "range"});
+    for (int l = lo; l <= hi; ++l) {
+      std::vector<double> row;
+      for (const auto& [score, runs] : by_score) {
+        const St t = reversal::at_length(runs, l, &LengthScore::token_acc);
+        row.insert(row.end(), {t.median(), t.min()});
+      }
+      for (const auto& [score, runs] : by_score) row.push_back(reversal::at_length(runs, l, &LengthScore::exact_acc).median());
+      score_csv.log(l, row);
+      if (chapter_row(l)) {
+        std::vector<lab::Cell> cells = {l};
+        for (const auto& [score, runs] : by_score) {
+          const St t = reversal::at_length(runs, l, &LengthScore::token_acc);
+          cells.insert(cells.end(), {lab::Cell(t.median(), 3), t.range()});
+        }
+        score_table.row(cells);
+      }
+    }
+    lab::plot(args.path("scores.png"),
+              {{.csv = score_csv.path(), .y = "additive_token", .title = "additive (Bahdanau): symbols right" + of_n, .x = "length",
+                .style = "linespoints lc rgb '#1f77b4' pt 7 ps 1.2", .width = 5},
+               {.csv = score_csv.path(), .y = "dot_token", .title = "dot (Luong): symbols right" + of_n, .x = "length",
+                .style = "linespoints lc rgb '#ff7f0e' pt 5 ps 1.0", .width = 2.5},
+               {.csv = score_csv.path(), .y = "general_token", .title = "general (Luong): symbols right" + of_n, .x = "length",
+                .style = "linespoints lc rgb '#2ca02c' pt 9 ps 1.0", .width = 1.5, .dash = 2},
+               {.csv = score_csv.path(), .y = "dot_exact", .title = "dot: whole sequences right", .x = "length",
+                .style = "linespoints lc rgb '#ff7f0e' pt 4 ps 0.8", .width = 1, .dash = 3},
+               {.csv = score_csv.path(), .y = "general_exact", .title = "general: whole sequences right", .x = "length",
+                .style = "linespoints lc rgb '#2ca02c' pt 8 ps 0.8", .width = 1, .dash = 3}},
+              {.title = "Reversal with attention: the additive score against Luong's dot and general",
+               .xlabel = "input length L",
+               .ylabel = "accuracy (held-out, greedy decoding)",
+               .ymin = 0.8, .ymax = 1.01,  // the differences are a few hundredths
+               .xmin = lo - 1.0, .xmax = hi + 1.0,
+               .key = "bottom left"});
+    chapter.figure("scores.png");
+    lab::Table score_summary("", {"score", "attention parameters", "training loss, last 50 steps", "range",
+                                  "symbols right, " + lengths(top - 2, top), "range", "sequences right, " + lengths(top - 2, top)});
+    lab::Table score_cost("", {"score", "ms per training step", "times additive"});
+    std::map<nn::AttentionScore, St> score_long, score_loss;
+    for (const auto& [score, runs] : by_score) {
+      score_long[score] = reversal::mean_over(runs, top - 2, top, &LengthScore::token_acc);
+      score_loss[score] = reversal::over_seeds(runs, final_loss);
+      const St exact = reversal::mean_over(runs, top - 2, top, &LengthScore::exact_acc);
+      score_summary.row({nn::score_name(score), long(runs.front().trained.model->attention->num_parameters()),
+                         lab::Cell(score_loss[score].median(), 3), score_loss[score].range(), lab::Cell(score_long[score].median(), 3),
+                         score_long[score].range(), lab::Cell(exact.median(), 3)});
+      const St secs = reversal::over_seeds(runs, cpu);
+      score_cost.row({nn::score_name(score), lab::Cell(ms_per_step(secs), 3), lab::Cell(secs.median() / attn_cpu.median(), 2)});
+    }
+    std::cout << "\nThe additive score against Luong's dot and general (medians over the seeds):\n";
+    score_summary.print();
+    score_cost.print();
+    score_summary.save_markdown(args.path("report.md"), /*append=*/true);
+    score_cost.save_markdown(args.path("report.md"), /*append=*/true);
+
     std::cout << "\n";
     lab::PlotOptions term_plot = acc_plot;
     term_plot.ymax = 1.1;
@@ -417,6 +495,24 @@ int main(int argc, char** argv) {
                                             ", " + mr(unseen_bi[1]) + " vs " + mr(unseen_uni[1]));
     checks.expect(10 * bi_rows_on >= 9 * L, "its heatmap shows it: at least 90% of the example's letter rows peak on the mirror "
                                             "itself: " + std::to_string(bi_rows_on) + " of " + std::to_string(L));
+
+    // The scores, paired by seed at the longest trained lengths.
+    std::size_t luong_learned = 0, additive_ahead = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      const double a = score_long[nn::AttentionScore::additive].values[k], d = score_long[nn::AttentionScore::dot].values[k],
+                   g = score_long[nn::AttentionScore::general].values[k];
+      luong_learned += d > 0.9 && g > 0.9;
+      additive_ahead += a > d && a > g;
+    }
+    const St& dot_long = score_long[nn::AttentionScore::dot];
+    const St& general_long = score_long[nn::AttentionScore::general];
+    checks.expect(luong_learned == n, "Luong's dot and general scores learn reversal too: token accuracy at " + long_Ls +
+                                          " above 0.9 in " + seeds_phrase(luong_learned, n) + ": dot " + mr(dot_long) + ", general " +
+                                          mr(general_long));
+    if (!args.quick)  // after 200 steps on short sequences every score is at the ceiling
+      checks.expect(additive_ahead == n, "the additive score is the most accurate of the three at " + long_Ls + " in " +
+                                             seeds_phrase(additive_ahead, n) + ": " + mr(attn_long) + " vs dot " + mr(dot_long) +
+                                             ", general " + mr(general_long));
 
     // 7) What the chapter quotes.
     chapter.text("setup", "The run below: " + reversal::describe(setup, args.seed) + ", for each of the three models. They have " +
@@ -549,6 +645,17 @@ int main(int argc, char** argv) {
                                format_number(ms_per_step(bi_cpu), 2) + " ms with attention over the bidirectional encoder, " +
                                format_number(bi_cpu.median() / attn_cpu.median(), 2) + " times the one-direction model's.",
                  lab::Timing::yes);
+    chapter.table("scores", score_table);
+    chapter.table("scores_summary", score_summary);
+    chapter.text("scores_reading",
+                 "At " + long_Ls + " the additive score gets " + format_number(attn_long.median(), 3) + " of the symbols right, dot " +
+                     format_number(dot_long.median(), 3) + " and general " + format_number(general_long.median(), 3) +
+                     " (medians over the seeds); the additive score is ahead of both in " + seeds_phrase(additive_ahead, n) +
+                     ", and every score keeps above 0.9 in " + seeds_phrase(luong_learned, n) + ". Training ends at a loss of " +
+                     format_number(score_loss[nn::AttentionScore::additive].median(), 3) + " (additive), " +
+                     format_number(score_loss[nn::AttentionScore::dot].median(), 3) + " (dot) and " +
+                     format_number(score_loss[nn::AttentionScore::general].median(), 3) + " (general).");
+    chapter.table("scores_cost", score_cost, lab::Timing::yes);
     chapter.text("checks", reversal::checks_block(checks));
     return checks.report();
   });

@@ -48,12 +48,15 @@ struct Setup {
   // With attention: Bahdanau et al.'s bidirectional encoder (nn::Seq2SeqOptions::bidirectional_encoder),
   // lesson 08's third model. It draws the same embeddings and forward encoder as the other two.
   bool bidirectional = false;
+  // With attention: the score (nn::Seq2SeqOptions::score): Bahdanau's additive, or Luong's dot,
+  // general or concat, in the same wiring (lesson 08's comparison of scores).
+  nn::AttentionScore score = nn::AttentionScore::additive;
 
   // Lesson 07's run, and lesson 08's --full: lengths 4..24, 1,500 steps, 5 seeds.
   static Setup full() { return Setup{}; }
-  // Lesson 08's default run: lengths 4..16 and 600 steps, so that its fifteen models (5 seeds;
-  // without attention, with attention, with attention over a bidirectional encoder) train in
-  // about two minutes of CPU.
+  // Lesson 08's default run: lengths 4..16 and 600 steps, so that its twenty-five models (5 seeds;
+  // without attention, with attention, over a bidirectional encoder, with the dot and the general
+  // score) train in about four minutes of CPU.
   static Setup small() {
     Setup s;
     s.min_len = s.eval_min = 4, s.max_len = s.eval_max = 16, s.steps = 600;
@@ -124,7 +127,8 @@ inline Trained train(const Setup& s, bool attention, std::uint64_t seed, const s
   out.model = std::make_shared<nn::Seq2Seq>(
       V, V,
       nn::Seq2SeqOptions{
-          .embed_dim = s.embed, .hidden_size = s.hidden, .attention = attention, .bidirectional_encoder = s.bidirectional},
+          .embed_dim = s.embed, .hidden_size = s.hidden, .attention = attention, .bidirectional_encoder = s.bidirectional,
+          .score = s.score},
       init);
   nn::Seq2Seq& model = *out.model;
   if (print_model) std::cout << model.tree();
@@ -132,10 +136,11 @@ inline Trained train(const Setup& s, bool attention, std::uint64_t seed, const s
   const nn::CosineSchedule schedule(s.lr, s.steps, /*warmup_steps=*/0, /*min_lr=*/s.lr / 30);
   lab::CurveLog log(loss_csv, {"loss"});
 
-  lab::Progress bar(s.steps, "seed " + std::to_string(seed) +
-                                 (s.bidirectional ? ", bidirectional encoder"
-                                  : attention     ? ", with attention   "
-                                                  : ", without attention"));
+  const std::string kind = s.bidirectional                           ? ", bidirectional encoder"
+                           : !attention                              ? ", without attention"
+                           : s.score == nn::AttentionScore::additive ? ", with attention   "
+                                                                     : std::string(", ") + nn::score_name(s.score) + " score";
+  lab::Progress bar(s.steps, "seed " + std::to_string(seed) + kind);
   const std::clock_t start = std::clock();
   double window = 0, last50 = 0;
   for (std::int64_t step = 1; step <= s.steps; ++step) {

@@ -339,43 +339,89 @@ std::string MultiHeadAttention::describe() const {
          (global_tokens.empty() ? std::string() : ", global_tokens=" + std::to_string(global_tokens.size())) + ")";
 }
 
-// ---- AdditiveAttention --------------------------------------------------------------------------
-AdditiveAttention::AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden, ag::Generator& gen)
+// ---- SourceAttention: the additive and Luong scores -----------------------------------------------
+namespace {
+
+// Steps 2-4 of every score: padded source positions get zero weight (a float mask is added), the
+// weights are the softmax over s, the context their sum of the values. scores: [B, S], values: [B, S, Dv].
+AttentionOutput weigh_values(const std::string& who, Tensor scores, const Tensor& values, const ag::AttentionMask& key_padding_mask) {
+  if (key_padding_mask.bias.defined()) {
+    ag::check_float_mask(who.c_str(), key_padding_mask.bias);
+    scores = scores + key_padding_mask.bias.to(scores.dtype());
+  }
+  if (key_padding_mask.blocked.defined())
+    scores = ag::masked_fill(scores, key_padding_mask.blocked, -std::numeric_limits<double>::infinity());
+  const Tensor w = ag::softmax(scores, -1);
+  return {ag::squeeze(ag::matmul(ag::unsqueeze(w, 1), values), 1), w};
+}
+
+void check_keys(const std::string& who, const Tensor& keys) {
+  if (keys.dim() != 3) ag::fail(who, ": keys should be [batch, source, features], got ", ag::shape_str(keys.shape()));
+}
+
+// query [B, Dq], projected keys [B, S, P] with P = `width`, values [B, S, Dv]
+void check_attend(const std::string& who, const Tensor& query, const Tensor& projected_keys, const Tensor& values, std::size_t width,
+                  std::size_t query_dim) {
+  if (query.dim() != 2 || projected_keys.dim() != 3 || values.dim() != 3 || query.shape()[0] != projected_keys.shape()[0] ||
+      values.shape()[0] != query.shape()[0] || projected_keys.shape()[1] != values.shape()[1] || projected_keys.shape()[2] != width ||
+      query.shape()[1] != query_dim)
+    ag::fail(who, ": query ", ag::shape_str(query.shape()), ", projected keys ", ag::shape_str(projected_keys.shape()), ", values ",
+             ag::shape_str(values.shape()), " should be [B, ", query_dim, "], [B, S, ", width, "], [B, S, Dv]");
+}
+
+}  // namespace
+
+AdditiveAttention::AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden, ag::Generator& gen, bool key_bias)
     : hidden_(hidden) {
   query_proj = register_module("query_proj", std::make_shared<Linear>(query_dim, hidden, gen, false));
-  key_proj = register_module("key_proj", std::make_shared<Linear>(key_dim, hidden, gen));
+  key_proj = register_module("key_proj", std::make_shared<Linear>(key_dim, hidden, gen, key_bias));
   v = register_parameter("v", uniform_tensor({hidden}, 1.0 / std::sqrt(double(hidden)), gen));
 }
 
 Tensor AdditiveAttention::project_keys(const Tensor& keys) const {
-  if (keys.dim() != 3) ag::fail(describe(), ": keys should be [batch, source, features], got ", ag::shape_str(keys.shape()));
+  check_keys(describe(), keys);
   return (*key_proj)(keys);
 }
 
 AttentionOutput AdditiveAttention::attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
                                           const ag::AttentionMask& key_padding_mask) const {
-  if (query.dim() != 2 || projected_keys.dim() != 3 || values.dim() != 3 || query.shape()[0] != projected_keys.shape()[0] ||
-      projected_keys.shape()[1] != values.shape()[1] || projected_keys.shape()[2] != hidden_)
-    ag::fail(describe(), ": query ", ag::shape_str(query.shape()), ", projected keys ", ag::shape_str(projected_keys.shape()),
-             ", values ", ag::shape_str(values.shape()), " should be [B, Dq], [B, S, ", hidden_, "], [B, S, Dv]");
-  // 1) e_s = v^T tanh(W_q q + W_k k_s): [B, S]
+  check_attend(describe(), query, projected_keys, values, hidden_, query_proj->weight.shape()[1]);
+  // e_s = v^T tanh(W_q q + W_k k_s): [B, S]
   const Tensor e = ag::tanh(ag::unsqueeze((*query_proj)(query), 1) + projected_keys);  // [B, S, hidden]
-  Tensor scores = ag::squeeze(ag::matmul(e, ag::unsqueeze(v, 1)), -1);
-  // 2) padded source positions get zero weight; a float mask is added
-  if (key_padding_mask.bias.defined()) {
-    ag::check_float_mask(describe().c_str(), key_padding_mask.bias);
-    scores = scores + key_padding_mask.bias.to(scores.dtype());
-  }
-  if (key_padding_mask.blocked.defined())
-    scores = ag::masked_fill(scores, key_padding_mask.blocked, -std::numeric_limits<double>::infinity());
-  // 3) weights, 4) context = sum_s w_s values_s: [B, Dv]
-  const Tensor w = ag::softmax(scores, -1);
-  return {ag::squeeze(ag::matmul(ag::unsqueeze(w, 1), values), 1), w};
+  return weigh_values(describe(), ag::squeeze(ag::matmul(e, ag::unsqueeze(v, 1)), -1), values, key_padding_mask);
 }
 
 std::string AdditiveAttention::describe() const {
   return "AdditiveAttention(query=" + std::to_string(query_proj->weight.shape()[1]) + ", key=" +
-         std::to_string(key_proj->weight.shape()[1]) + ", hidden=" + std::to_string(hidden_) + ")";
+         std::to_string(key_proj->weight.shape()[1]) + ", hidden=" + std::to_string(hidden_) +
+         (key_proj->bias.defined() ? ")" : ", no key bias)");
+}
+
+LuongAttention::LuongAttention(std::size_t query_dim, std::size_t key_dim, LuongScore score, ag::Generator& gen)
+    : query_dim_(query_dim), key_dim_(key_dim), score_(score) {
+  if (score == LuongScore::dot && query_dim != key_dim)
+    ag::fail(describe(), ": the dot score needs the query and the keys the same size, got ", query_dim, " and ", key_dim,
+             " (the general score maps one to the other)");
+  if (score == LuongScore::general) key_proj = register_module("key_proj", std::make_shared<Linear>(key_dim, query_dim, gen, false));
+}
+
+Tensor LuongAttention::project_keys(const Tensor& keys) const {
+  check_keys(describe(), keys);
+  if (keys.shape()[2] != key_dim_) ag::fail(describe(), ": keys ", ag::shape_str(keys.shape()), " should be [B, S, ", key_dim_, "]");
+  return key_proj ? (*key_proj)(keys) : keys;
+}
+
+AttentionOutput LuongAttention::attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
+                                       const ag::AttentionMask& key_padding_mask) const {
+  check_attend(describe(), query, projected_keys, values, query_dim_, query_dim_);
+  // score_s = q . k_s (dot) or q . W_a k_s (general): [B, S, Dq] x [B, Dq, 1] -> [B, S]
+  const Tensor scores = ag::squeeze(ag::matmul(projected_keys, ag::unsqueeze(query, -1)), -1);
+  return weigh_values(describe(), scores, values, key_padding_mask);
+}
+
+std::string LuongAttention::describe() const {
+  return std::string("LuongAttention(") + (score_ == LuongScore::dot ? "dot" : "general") + ", query=" + std::to_string(query_dim_) +
+         ", key=" + std::to_string(key_dim_) + ")";
 }
 
 // ---- positional encodings ------------------------------------------------------------------------

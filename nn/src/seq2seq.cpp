@@ -12,8 +12,17 @@ Seq2Seq::Seq2Seq(std::size_t src_vocab, std::size_t tgt_vocab, const Seq2SeqOpti
   encoder = register_module("encoder", std::make_shared<GRU>(E, H, gen, RecurrentOptions{.bidirectional = o.bidirectional_encoder}));
   if (o.bidirectional_encoder) init_proj = register_module("init_proj", std::make_shared<Linear>(H, H, gen));
   decoder = register_module("decoder", std::make_shared<GRUCell>(o.attention ? E + N : E, H, gen));
-  if (o.attention)
-    attention = register_module("attention", std::make_shared<AdditiveAttention>(H, N, o.attention_dim ? o.attention_dim : H, gen));
+  if (o.attention) {
+    const std::size_t A = o.attention_dim ? o.attention_dim : H;
+    std::shared_ptr<SourceAttention> a;
+    switch (o.score) {
+      case AttentionScore::additive: a = std::make_shared<AdditiveAttention>(H, N, A, gen); break;
+      case AttentionScore::concat: a = std::make_shared<AdditiveAttention>(H, N, A, gen, /*key_bias=*/false); break;
+      case AttentionScore::dot: a = std::make_shared<LuongAttention>(H, N, LuongScore::dot, gen); break;
+      case AttentionScore::general: a = std::make_shared<LuongAttention>(H, N, LuongScore::general, gen); break;
+    }
+    attention = register_module("attention", a);
+  }
   out = register_module("out", std::make_shared<Linear>(o.attention ? H + N : H, tgt_vocab, gen));
 }
 
@@ -144,9 +153,19 @@ Seq2Seq::Decoded Seq2Seq::greedy_decode(const ag::Indices& src, std::int64_t bos
   return {ag::Indices(ids, {B, max_len}), weights.empty() ? Tensor() : ag::stack(weights, 1)};
 }
 
+const char* score_name(AttentionScore s) {
+  switch (s) {
+    case AttentionScore::additive: return "additive";
+    case AttentionScore::dot: return "dot";
+    case AttentionScore::general: return "general";
+    case AttentionScore::concat: return "concat";
+  }
+  return "?";
+}
+
 std::string Seq2Seq::describe() const {
-  return std::string("Seq2Seq(GRU, hidden=") + std::to_string(o_.hidden_size) +
-         (o_.bidirectional_encoder ? ", bidirectional encoder" : "") + (attention ? ", additive attention)" : ", no attention)");
+  return std::string("Seq2Seq(GRU, hidden=") + std::to_string(o_.hidden_size) + (o_.bidirectional_encoder ? ", bidirectional encoder" : "") +
+         (attention ? std::string(", ") + score_name(o_.score) + " attention)" : ", no attention)");
 }
 
 }  // namespace nn

@@ -863,3 +863,106 @@ BOOST_AUTO_TEST_CASE(mha_linear_attention_errors) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Luong et al.'s (2015) scores: dot, general, and concat (the additive score without the key bias).
+BOOST_AUTO_TEST_SUITE(luong_attention)
+
+BOOST_AUTO_TEST_CASE(gradcheck_dot_general_concat) {
+  Generator gen(21);
+  const ag::Mask pad = nn::padding_mask({5, 3}, 5);
+  nn::LuongAttention dot(4, 4, nn::LuongScore::dot, gen), general(4, 3, nn::LuongScore::general, gen);
+  nn::AdditiveAttention concat(4, 3, 5, gen, /*key_bias=*/false);
+  const Tensor q = input({2, 4}, 31), k4 = input({2, 5, 4}, 32), k3 = input({2, 5, 3}, 33);
+  auto both = [](const nn::AttentionOutput& a) { return ag::concat({a.output, a.weights}, -1); };
+  check_module("Luong dot", dot, {q, k4}, [&](const auto& x) { return both(dot.forward(x[0], x[1], x[1], pad)); });
+  check_module("Luong general", general, {q, k3}, [&](const auto& x) { return both(general.forward(x[0], x[1], x[1], pad)); });
+  check_module("Luong concat", concat, {q, k3}, [&](const auto& x) { return both(concat.forward(x[0], x[1], x[1], pad)); });
+  BOOST_TEST(dot.parameters().empty());
+  BOOST_TEST(general.parameters().size() == 1u);  // W_a only
+  BOOST_TEST(concat.parameters().size() == 3u);   // W_q, W_k, v: no key bias
+}
+
+// q = [1, 2], keys [[1, 0], [0, 1], [1, 1], [5, 5]] with the last one padded: dot scores 1, 2, 3
+// (the padded key's 15 never counts); weights softmax(1, 2, 3) = [0.09003, 0.24473, 0.66524, 0].
+BOOST_AUTO_TEST_CASE(known_values) {
+  Generator gen(22);
+  const Tensor q = tensor({1, 2}, {1, 2}, {f64}), keys = tensor({1, 0, 0, 1, 1, 1, 5, 5}, {1, 4, 2}, {f64});
+  const Tensor values = tensor({1, 0, 0, 1, 2, 2, 100, 100}, {1, 4, 2}, {f64});
+  const ag::Mask pad = nn::padding_mask({3}, 4);
+  nn::LuongAttention dot(2, 2, nn::LuongScore::dot, gen);
+  dot.to(f64);
+  const nn::AttentionOutput a = dot.forward(q, keys, values, pad);
+  const std::vector<double> w = a.weights.to_vector(), c = a.output.to_vector();
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  const std::vector<double> expected_w = {std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z, 0.0};
+  for (std::size_t s = 0; s < 4; ++s) BOOST_TEST(w[s] == expected_w[s], boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(w[3] == 0.0);  // exactly: padding is -inf before the softmax
+  BOOST_TEST(c[0] == expected_w[0] + 2 * expected_w[2], boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(c[1] == expected_w[1] + 2 * expected_w[2], boost::test_tools::tolerance(1e-14));
+
+  // general with W_a = I is dot; with W_a = 2 I the scores double.
+  nn::LuongAttention general(2, 2, nn::LuongScore::general, gen);
+  general.to(f64);
+  auto set_w_a = [&](double d) {  // W_a = d I
+    auto& w_a = general.key_proj->weight.data<double>();
+    for (std::size_t i = 0; i < 2; ++i)
+      for (std::size_t j = 0; j < 2; ++j) w_a(i, j) = i == j ? d : 0.0;
+  };
+  set_w_a(1);
+  const std::vector<double> wg = general.forward(q, keys, values, pad).weights.to_vector();
+  for (std::size_t s = 0; s < 4; ++s) BOOST_TEST(wg[s] == w[s], boost::test_tools::tolerance(1e-15));
+  set_w_a(2);
+  const double z2 = std::exp(2.0) + std::exp(4.0) + std::exp(6.0);
+  BOOST_TEST(general.forward(q, keys, values, pad).weights.to_vector()[2] == std::exp(6.0) / z2, boost::test_tools::tolerance(1e-14));
+
+  // concat is the additive score with the key bias at zero, weight for weight.
+  Generator g1(23), g2(23);
+  nn::AdditiveAttention additive(2, 2, 3, g1), concat(2, 2, 3, g2, /*key_bias=*/false);
+  additive.to(f64);
+  concat.to(f64);
+  for (auto& b : additive.key_proj->bias.data<double>()) b = 0;
+  concat.query_proj->weight.data<double>() = additive.query_proj->weight.data<double>();
+  concat.key_proj->weight.data<double>() = additive.key_proj->weight.data<double>();
+  concat.v.data<double>() = additive.v.data<double>();
+  const std::vector<double> wa = additive.forward(q, keys, values, pad).weights.to_vector(),
+                            wc = concat.forward(q, keys, values, pad).weights.to_vector();
+  for (std::size_t s = 0; s < 4; ++s) BOOST_TEST(wc[s] == wa[s], boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(concat.describe() == "AdditiveAttention(query=2, key=2, hidden=3, no key bias)");
+  BOOST_TEST(general.describe() == "LuongAttention(general, query=2, key=2)");
+}
+
+BOOST_AUTO_TEST_CASE(seq2seq_with_each_score) {
+  const Indices src({3, 4, 5, 0, 6, 5, 0, 0}, {2, 4}), tgt_in({1, 3, 4, 1, 5, 3}, {2, 3});
+  for (nn::AttentionScore score : {nn::AttentionScore::dot, nn::AttentionScore::general, nn::AttentionScore::concat}) {
+    Generator gen(24);
+    nn::Seq2Seq model(7, 6, {.embed_dim = 4, .hidden_size = 5, .attention = true, .score = score}, gen);
+    check_module(std::string("Seq2Seq ") + nn::score_name(score), model, {}, [&](const auto&) { return model.forward(src, tgt_in, 0).logits; });
+    BOOST_TEST(model.describe() == std::string("Seq2Seq(GRU, hidden=5, ") + nn::score_name(score) + " attention)");
+    // padded source positions get no weight, whatever the score
+    const Tensor w = model.forward(src, tgt_in, 0).attention;  // [2, 3, 4]
+    const std::vector<double> wv = w.to_vector();
+    for (std::size_t t = 0; t < 3; ++t) {
+      BOOST_TEST(wv[0 * 12 + t * 4 + 3] == 0.0);
+      BOOST_TEST(wv[1 * 12 + t * 4 + 2] == 0.0);
+    }
+  }
+  // general maps the 2H annotations of a bidirectional encoder to the decoder's H
+  Generator gen(25);
+  nn::Seq2Seq bi(7, 6, {.embed_dim = 4, .hidden_size = 5, .attention = true, .bidirectional_encoder = true, .score = nn::AttentionScore::general},
+                 gen);
+  check_module("Seq2Seq bidirectional general", bi, {}, [&](const auto&) { return bi.forward(src, tgt_in, 0).logits; });
+}
+
+BOOST_AUTO_TEST_CASE(errors) {
+  Generator gen(26);
+  expect_error([&] { nn::LuongAttention(4, 3, nn::LuongScore::dot, gen); }, {"LuongAttention(dot", "4", "3", "same size"});
+  expect_error([&] { nn::Seq2Seq(7, 6, {.hidden_size = 5, .bidirectional_encoder = true, .score = nn::AttentionScore::dot}, gen); },
+               {"LuongAttention(dot, query=5, key=10)"});
+  nn::LuongAttention general(4, 3, nn::LuongScore::general, gen);
+  expect_error([&] { general.project_keys(input({2, 5, 4}, 1).to(f32)); }, {"LuongAttention(general", "[2,5,4]", "[B, S, 3]"});
+  expect_error([&] { general.project_keys(input({5, 3}, 1).to(f32)); }, {"LuongAttention(general", "[5,3]", "keys"});
+  const Tensor keys = general.project_keys(input({2, 5, 3}, 2).to(f32));
+  expect_error([&] { general.attend(input({2, 3}, 3).to(f32), keys, keys); }, {"LuongAttention(general", "[2,3]", "[B, 4]"});
+}
+
+BOOST_AUTO_TEST_SUITE_END()

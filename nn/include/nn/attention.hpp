@@ -1,7 +1,8 @@
 #pragma once
 // Attention, as layers of one idea (the Annotated Transformer's order):
 //   1) a pure function: scaled_dot_product_attention(q, k, v, mask) -> output, weights
-//   2) a module with projections: MultiHeadAttention; and Bahdanau's AdditiveAttention
+//   2) a module with projections: MultiHeadAttention; and a decoder's attention over its source,
+//      with Bahdanau's additive score or Luong's dot and general ones (SourceAttention)
 //   3) blocks with residuals and norms (transformer.hpp), 4) stacks.
 // Shape legend: B batch, H heads, Tq queries, Tk keys, D model width, d = D / H per head.
 //
@@ -179,29 +180,65 @@ class MultiHeadAttention : public Module {
   std::size_t d_model_, heads_, kv_heads_;
 };
 
-// Additive attention (Bahdanau, Cho & Bengio 2015):
-//   score(q, k_s) = v^T tanh(W_q q + W_k k_s);  weights = softmax over s;  context = sum_s w_s v_s
-// query_proj: Linear(query_dim -> hidden, no bias), key_proj: Linear(key_dim -> hidden), v: [hidden].
-class AdditiveAttention : public Module {
+// A decoder state's attention over a source sequence (nn::Seq2Seq's), one interface for every score
+// function, so that the score is one option of the model. The keys are projected once per
+// sequence (project_keys); every decoder step then scores its query against them (attend):
+//   weights = softmax over s of score(q, k_s);  context = sum_s weights_s v_s
+// Errors (ag::Error): shapes that do not fit, an ambiguous float mask.
+class SourceAttention : public Module {
  public:
-  AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden_dim, ag::Generator& gen);
-  // W_k k for every key, once per sequence (decoders reuse it at every step): [B, S, hidden].
-  Tensor project_keys(const Tensor& keys) const;
-  // query: [B, Dq], projected_keys: [B, S, hidden], values: [B, S, Dv], key_padding_mask: [B, S]
+  // keys: [B, S, Dk] -> what attend() scores against, [B, S, P] (P: each class says).
+  virtual Tensor project_keys(const Tensor& keys) const = 0;
+  // query: [B, Dq], projected_keys: project_keys(keys), values: [B, S, Dv], key_padding_mask: [B, S]
   // (an ag::Mask, true = padded, or a float Tensor added to the scores). -> context [B, Dv],
   // weights [B, S].
-  AttentionOutput attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
-                         const ag::AttentionMask& key_padding_mask = {}) const;
+  virtual AttentionOutput attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
+                                 const ag::AttentionMask& key_padding_mask = {}) const = 0;
   AttentionOutput forward(const Tensor& query, const Tensor& keys, const Tensor& values,
                           const ag::AttentionMask& key_padding_mask = {}) const {
     return attend(query, project_keys(keys), values, key_padding_mask);
   }
+};
+
+// Additive attention (Bahdanau, Cho & Bengio 2015, appendix A.1.2):
+//   score(q, k_s) = v^T tanh(W_q q + W_k k_s)
+// query_proj: Linear(query_dim -> hidden, no bias), key_proj: Linear(key_dim -> hidden), v: [hidden].
+// project_keys: W_k k_s, [B, S, hidden]. key_bias = false drops key_proj's bias: that is Luong et
+// al.'s (2015, eq. 8) "concat" score v_a^T tanh(W_a [q; k_s]), W_a = [W_q W_k] split by columns.
+class AdditiveAttention : public SourceAttention {
+ public:
+  AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden_dim, ag::Generator& gen, bool key_bias = true);
+  Tensor project_keys(const Tensor& keys) const override;
+  AttentionOutput attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
+                         const ag::AttentionMask& key_padding_mask = {}) const override;
   std::string describe() const override;
   std::shared_ptr<Linear> query_proj, key_proj;
   Tensor v;  // [hidden]
 
  private:
   std::size_t hidden_;
+};
+
+// Multiplicative attention (Luong, Pham & Manning 2015, eq. 8):
+//   dot:      score(q, k_s) = q^T k_s            needs query_dim = key_dim; no parameters
+//   general:  score(q, k_s) = q^T W_a k_s        W_a: [query_dim, key_dim], key_proj's weight
+// project_keys: dot, the keys themselves [B, S, Dk]; general, W_a k_s [B, S, Dq] (key_proj:
+// Linear(key_dim -> query_dim, no bias)), so each step costs one [S, Dq] x [Dq] product. The score
+// is not scaled (Luong's; the 1/sqrt(d) of lesson 09 came with the Transformer).
+// Errors: dot with query_dim != key_dim (at construction).
+enum class LuongScore { dot, general };
+class LuongAttention : public SourceAttention {
+ public:
+  LuongAttention(std::size_t query_dim, std::size_t key_dim, LuongScore score, ag::Generator& gen);
+  Tensor project_keys(const Tensor& keys) const override;
+  AttentionOutput attend(const Tensor& query, const Tensor& projected_keys, const Tensor& values,
+                         const ag::AttentionMask& key_padding_mask = {}) const override;
+  std::string describe() const override;
+  std::shared_ptr<Linear> key_proj;  // general: W_a; dot: null
+
+ private:
+  std::size_t query_dim_, key_dim_;
+  LuongScore score_;
 };
 
 // x + PE[t]: PE[t, 2i] = sin(t / 10000^(2i/D)), PE[t, 2i+1] = cos(t / 10000^(2i/D)). No parameters.

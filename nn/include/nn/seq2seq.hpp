@@ -7,8 +7,13 @@
 //   without attention, every decoder step sees only the last encoder state (the bottleneck):
 //             h_t = GRUCell(embed(y_{t-1}), h_{t-1}),  h_0 = h^enc_S,   logits_t = out(h_t)
 //   with attention, step t first looks back at every encoder state:
-//             c_t, a_t = AdditiveAttention(h_{t-1}, h^enc_1..S)      (a_t: [B, S] weights)
+//             c_t, a_t = attention(h_{t-1}, h^enc_1..S)              (a_t: [B, S] weights)
 //             h_t = GRUCell([embed(y_{t-1}); c_t], h_{t-1}),         logits_t = out([h_t; c_t])
+//   the score inside attention is an option (Seq2SeqOptions::score, attention.hpp): Bahdanau's
+//   additive v^T tanh(W_q h_{t-1} + W_k h_s), or Luong et al.'s (2015) dot h_{t-1}^T h_s, general
+//   h_{t-1}^T W_a h_s and concat. Only the score changes: the query is Bahdanau's h_{t-1} for every
+//   score (Luong et al. score h_t after the step and feed tanh(W_c [c_t; h_t]) to the output), so
+//   a comparison of scores measures the score alone.
 //
 // bidirectional_encoder (Bahdanau et al. 2015, section 3.2 and appendix A.2): the encoder GRU also
 // reads the source backwards, and each annotation holds both directions' states at j:
@@ -29,12 +34,19 @@
 
 namespace nn {
 
+// additive: AdditiveAttention (Bahdanau); concat: the same without the key bias (Luong's concat);
+// dot, general: LuongAttention. dot needs the annotations the decoder's size: not with a
+// bidirectional encoder (annotations 2H), an ag::Error at construction.
+enum class AttentionScore { additive, dot, general, concat };
+const char* score_name(AttentionScore s);  // "additive", "dot", "general", "concat"
+
 struct Seq2SeqOptions {
   std::size_t embed_dim = 32;
   std::size_t hidden_size = 64;
   bool attention = true;
-  std::size_t attention_dim = 0;  // 0 -> hidden_size
+  std::size_t attention_dim = 0;  // additive and concat: W_q, W_k's output size; 0 -> hidden_size
   bool bidirectional_encoder = false;  // Bahdanau et al.'s encoder (see above): annotations [B, S, 2H]
+  AttentionScore score = AttentionScore::additive;
 };
 
 class Seq2Seq : public Module {
@@ -60,7 +72,7 @@ class Seq2Seq : public Module {
   std::shared_ptr<Embedding> src_embed, tgt_embed;
   std::shared_ptr<Recurrent> encoder;
   std::shared_ptr<RecurrentCell> decoder;
-  std::shared_ptr<AdditiveAttention> attention;  // null without attention
+  std::shared_ptr<SourceAttention> attention;    // null without attention
   std::shared_ptr<Linear> init_proj;             // W_s of s_0 = tanh(W_s bwd h_1); bidirectional encoder only
   std::shared_ptr<Linear> out;
 
