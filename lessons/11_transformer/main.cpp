@@ -61,7 +61,10 @@ struct Run {
   std::unique_ptr<nn::TransformerSeq2Seq> model;
   std::vector<double> loss, lr;  // per step
   std::vector<double> exact;     // per evaluation (every eval_every steps, 200 held-out dates)
-  double final_exact = 0;        // on the whole held-out set
+  double final_exact = 0;        // on the whole held-out set, greedy decoding
+  double final_exact_beam = 0;   // the same with a beam of kBeam
+  std::size_t greedy_wrong = 0;  // held-out dates greedy decoding gets wrong
+  std::size_t model_errors = 0;  // of them, those whose right answer the model finds less probable
   double tail = 0;               // mean loss over the last 30 steps
   std::int64_t diverged_at = 0;  // the step whose loss was not finite (0: never); the run stops there
 };
@@ -88,14 +91,55 @@ double date_entropy(const lab::DateOptions& o) {
   return h;
 }
 
-// Share of the set decoded exactly right by greedy decoding (T = 10 characters + EOS).
-double exact_match(nn::TransformerSeq2Seq& model, const lab::DateTask& task, const lab::Seq2SeqBatch& set) {
+constexpr std::size_t kBeam = 4;  // the beam search's width, beside greedy decoding
+
+// Share of the set decoded exactly right (T = 10 characters + EOS): greedy decoding (beam = 1),
+// or beam search with that many beams (plain log-probabilities: every answer has 11 tokens).
+double exact_match(nn::TransformerSeq2Seq& model, const lab::DateTask& task, const lab::Seq2SeqBatch& set, std::size_t beam = 1) {
   model.eval();
-  const ag::Indices out = model.greedy_decode(set.src, lab::BOS, 11, lab::PAD);
+  const ag::Indices out = beam == 1 ? model.greedy_decode(set.src, lab::BOS, 11, lab::PAD)
+                                    : model.beam_search(set.src, lab::BOS, {.beam_size = beam, .max_len = 11, .eos = lab::EOS}, lab::PAD).ids;
   model.train();
   std::size_t right = 0;
   for (std::size_t b = 0; b < set.size(); ++b) right += task.tgt_vocab().decode(out, b) == task.tgt_vocab().decode(set.dec_target, b);
   return double(right) / double(set.size());
+}
+
+// Of the dates greedy decoding gets wrong, the model errors: those whose right answer the model
+// finds less probable than greedy's wrong one, so that no search, however wide, would return it.
+// The rest are search errors, which a wider search can fix (Stahlberg & Byrne 2019's split).
+std::pair<std::size_t, std::size_t> greedy_errors(nn::TransformerSeq2Seq& model, const lab::DateTask& task, const lab::Seq2SeqBatch& set) {
+  ag::NoGrad no_grad;
+  model.eval();
+  const ag::Indices greedy = model.greedy_decode(set.src, lab::BOS, 11, lab::PAD);  // [N, 11]
+  const std::size_t N = set.size(), T = 11;
+  // log p(y | x) of each row of y [N, 11] up to its EOS, teacher-forced: the decoder reads BOS, y_1 .. y_10.
+  auto log_probs = [&](const std::vector<std::int64_t>& y) {
+    std::vector<std::int64_t> in;
+    for (std::size_t b = 0; b < N; ++b) {
+      in.push_back(lab::BOS);
+      in.insert(in.end(), y.begin() + std::ptrdiff_t(b * T), y.begin() + std::ptrdiff_t(b * T + T - 1));
+    }
+    const ag::Tensor logits = model.forward(set.src, ag::Indices(in, {N, T}), lab::PAD);  // [N, 11, V]
+    const std::size_t V = logits.shape()[2];
+    const std::vector<double> lp = ag::log_softmax(logits, -1).to_vector();
+    std::vector<double> out(N, 0.0);
+    for (std::size_t b = 0; b < N; ++b)
+      for (std::size_t t = 0; t < T; ++t) {
+        out[b] += lp[(b * T + t) * V + std::size_t(y[b * T + t])];
+        if (y[b * T + t] == lab::EOS) break;
+      }
+    return out;
+  };
+  const std::vector<double> p_greedy = log_probs(greedy.values), p_right = log_probs(set.dec_target.values);  // dates: 10 characters + EOS, no padding
+  model.train();
+  std::size_t wrong = 0, model_errors = 0;
+  for (std::size_t b = 0; b < N; ++b)
+    if (task.tgt_vocab().decode(greedy, b) != task.tgt_vocab().decode(set.dec_target, b)) {
+      ++wrong;
+      model_errors += p_right[b] < p_greedy[b];
+    }
+  return {wrong, model_errors};
 }
 
 // The first n examples of a batch (the curves are measured on a part of the held-out set, the final
@@ -184,6 +228,8 @@ Run train(const Recipe& r, const Setup& s, std::uint64_t seed, const std::string
   }
   bar.finish();
   run.final_exact = exact_match(model, task, task.eval_set());
+  run.final_exact_beam = exact_match(model, task, task.eval_set(), kBeam);
+  std::tie(run.greedy_wrong, run.model_errors) = greedy_errors(model, task, task.eval_set());
   const std::size_t n = std::min<std::size_t>(30, run.loss.size());
   for (std::size_t i = run.loss.size() - n; i < run.loss.size(); ++i) run.tail += run.loss[i] / double(n);
   return run;
@@ -358,10 +404,43 @@ int main(int argc, char** argv) {
     seed_table.save_markdown(args.path("report.md"));
     chapter.table("seeds", seed_table);
     {
-      lab::CurveLog per_seed(args.path("seeds.csv"), {"recipe", "exact_match", "tail_loss", "diverged_at"}, "seed");
+      lab::CurveLog per_seed(args.path("seeds.csv"), {"recipe", "exact_match", "exact_match_beam", "tail_loss", "diverged_at"}, "seed");
       for (std::size_t k = 0; k < K; ++k)
         for (std::size_t i = 0; i < kRecipes.size(); ++i)
-          per_seed.log(double(args.seed + k), {double(i), runs[i][k].final_exact, runs[i][k].tail, double(runs[i][k].diverged_at)});
+          per_seed.log(double(args.seed + k), {double(i), runs[i][k].final_exact, runs[i][k].final_exact_beam, runs[i][k].tail,
+                                               double(runs[i][k].diverged_at)});
+    }
+    // Greedy decoding against a beam of kBeam, the same models and held-out dates.
+    lab::Table beam_table("Exact match on the held-out dates: greedy decoding and a beam of " + std::to_string(kBeam) + ", " +
+                              std::to_string(K) + " seeds",
+                          {"recipe", "greedy: median", "min to max", "beam of " + std::to_string(kBeam) + ": median", "min to max",
+                           "seeds: beam better / same / worse", "greedy's wrong dates, all seeds", "of them, the right date less probable"});
+    for (std::size_t i = 0; i < kRecipes.size(); ++i) {
+      const lab::SeedStats g = stats(i, exact_of), b = stats(i, [](const Run& r) { return r.final_exact_beam; });
+      std::size_t better = 0, worse = 0, wrong = 0, model_errors = 0;
+      for (const Run& run : runs[i]) {
+        better += run.final_exact_beam > run.final_exact, worse += run.final_exact_beam < run.final_exact;
+        wrong += run.greedy_wrong, model_errors += run.model_errors;
+      }
+      beam_table.row({kRecipes[i].label, g.median(), g.range(), b.median(), b.range(),
+                      std::to_string(better) + " / " + std::to_string(K - better - worse) + " / " + std::to_string(worse),
+                      long(wrong), std::to_string(model_errors) + " (" + lab::format_number(100.0 * double(model_errors) / double(std::max<std::size_t>(wrong, 1)), 3) + "%)"});
+    }
+    std::cout << "\n";
+    beam_table.print();
+    beam_table.save_markdown(args.path("report.md"), true);
+    chapter.table("beam", beam_table);
+    {
+      long gained = 0, lost = 0, models = 0;  // dates, over every model
+      for (const auto& recipe_runs : runs)
+        for (const Run& run : recipe_runs) {
+          const long d = std::lround((run.final_exact_beam - run.final_exact) * double(s.task.eval_size));
+          gained += std::max(d, 0L), lost += std::max(-d, 0L), ++models;
+        }
+      chapter.text("beam_reading", "Over the " + std::to_string(models) + " models, " + lab::thousands(std::size_t(s.task.eval_size)) +
+                                       " held-out dates each: in the models the beam of " + std::to_string(kBeam) +
+                                       " helps, it gets " + std::to_string(gained) + " more dates right in all than greedy decoding; in the "
+                                       "models it hurts, " + std::to_string(lost) + " fewer.");
     }
     std::cout << "  A model that knows what an ISO date looks like but ignores the source scores " << lab::format_number(blind)
               << " per character.\n";

@@ -163,6 +163,20 @@ const char* score_name(AttentionScore s) {
   return "?";
 }
 
+BeamSearchResult Seq2Seq::beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id) {
+  ag::NoGrad no_grad;
+  if (src.shape.size() != 2) ag::fail(describe(), ": src should be [batch, source length], got ", ag::shape_str(src.shape));
+  const Encoded enc = encode(repeat_rows(src, o.beam_size), pad_id);  // [B k, ...]: beam j of example b is row b k + j
+  Tensor h = enc.final_state;
+  return nn::beam_search(src.shape[0], bos, o, [&](const std::vector<std::size_t>& parents, const ag::Indices& prefixes) {
+    h = take_rows(h, parents);  // each row continues its parent's state
+    const std::size_t N = prefixes.shape[0], t = prefixes.shape[1];
+    std::vector<std::int64_t> last(N);
+    for (std::size_t r = 0; r < N; ++r) last[r] = prefixes.values[r * t + t - 1];
+    return ag::log_softmax(step(enc, (*tgt_embed)(ag::Indices(last)), h).first, -1);
+  });
+}
+
 std::string Seq2Seq::describe() const {
   return std::string("Seq2Seq(GRU, hidden=") + std::to_string(o_.hidden_size) + (o_.bidirectional_encoder ? ", bidirectional encoder" : "") +
          (attention ? std::string(", ") + score_name(o_.score) + " attention)" : ", no attention)");

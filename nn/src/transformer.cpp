@@ -216,6 +216,19 @@ ag::Indices TransformerSeq2Seq::greedy_decode(const ag::Indices& src, std::int64
   return ag::Indices(out, {B, max_len});
 }
 
+BeamSearchResult TransformerSeq2Seq::beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id) {
+  ag::NoGrad no_grad;
+  if (src.shape.size() != 2) ag::fail(describe(), ": src should be [batch, source length], got ", ag::shape_str(src.shape));
+  const ag::Indices rows = repeat_rows(src, o.beam_size);  // beam j of example b is row b k + j
+  const ag::Mask src_pad = pad_mask_from_ids(rows, pad_id);
+  const Tensor memory = encoder->forward(embed(*src_embed, rows), {}, src_pad);
+  return nn::beam_search(src.shape[0], bos, o, [&](const std::vector<std::size_t>&, const ag::Indices& prefixes) {
+    const std::size_t t = prefixes.shape[1];
+    const Tensor y = decoder->forward(embed(*tgt_embed, prefixes), memory, causal_mask(t), {}, src_pad);
+    return ag::log_softmax((*generator)(ag::select(y, 1, std::int64_t(t - 1))), -1);  // [B k, V]
+  });
+}
+
 std::string TransformerSeq2Seq::describe() const { return "TransformerSeq2Seq(d_model=" + std::to_string(d_model_) + ")"; }
 
 }  // namespace nn

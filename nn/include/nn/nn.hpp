@@ -1,6 +1,7 @@
 #pragma once
 // All of nn in one include.
 #include "nn/attention.hpp"
+#include "nn/beam_search.hpp"
 #include "nn/gpt.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"

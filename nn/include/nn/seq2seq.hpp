@@ -29,6 +29,7 @@
 //   direction reads only a sequence's real tokens, as PyTorch's packed sequences do: the backward
 //   one starts from zeros at the last real token, so padding changes no output.
 #include "nn/attention.hpp"
+#include "nn/beam_search.hpp"
 #include "nn/layers.hpp"
 #include "nn/rnn.hpp"
 
@@ -67,6 +68,9 @@ class Seq2Seq : public Module {
     Tensor attention;  // [B, max_len, S]
   };
   Decoded greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id = -1);
+  // Beam search (beam_search.hpp), batched: every example's k beams decode side by side (the
+  // encoder reads each source k times). src: [B, S] -> ids [B, o.max_len]. No gradient.
+  BeamSearchResult beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id = -1);
   std::string describe() const override;
 
   std::shared_ptr<Embedding> src_embed, tgt_embed;

@@ -7,6 +7,7 @@
 // pre-LN  (GPT-2 and later): x = x + SelfAttn(norm1(x));  x = x + FF(norm2(x))
 // Pre-LN keeps an identity path from input to output and trains without warmup more often.
 #include "nn/attention.hpp"
+#include "nn/beam_search.hpp"
 #include "nn/layers.hpp"
 
 namespace nn {
@@ -116,6 +117,9 @@ class TransformerSeq2Seq : public Module {
   Tensor forward(const ag::Indices& src, const ag::Indices& tgt_in, std::int64_t pad_id = -1);
   // Greedy decoding from BOS for max_len steps -> [B, max_len] ids (no gradient).
   ag::Indices greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id = -1);
+  // Beam search (beam_search.hpp), batched over examples and beams: [B, S] -> ids [B, o.max_len].
+  // Each step runs the decoder over the whole prefix, as greedy_decode does. No gradient.
+  BeamSearchResult beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id = -1);
   std::string describe() const override;
 
   std::shared_ptr<Embedding> src_embed, tgt_embed;
