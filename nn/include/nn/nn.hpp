@@ -2,6 +2,7 @@
 // All of nn in one include.
 #include "nn/attention.hpp"
 #include "nn/beam_search.hpp"
+#include "nn/distributions.hpp"
 #include "nn/gpt.hpp"
 #include "nn/layers.hpp"
 #include "nn/module.hpp"
