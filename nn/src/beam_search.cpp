@@ -44,11 +44,15 @@ ag::Tensor take_rows(const ag::Tensor& x, const std::vector<std::size_t>& rows) 
   return ag::embedding(x.reshape({std::int64_t(R), std::int64_t(rest)}), ag::Indices(ids)).reshape(shape);
 }
 
-BeamSearchResult beam_search(std::size_t batch, std::int64_t bos, const BeamSearchOptions& o, const NextLogProbs& next) {
+void check_beam_search(std::size_t batch, const BeamSearchOptions& o) {
   if (batch == 0 || o.beam_size == 0 || o.max_len == 0)
     ag::fail("beam_search: batch ", batch, ", beam_size ", o.beam_size, " and max_len ", o.max_len, " should all be at least 1");
   if (!(o.length_penalty >= 0) || !std::isfinite(o.length_penalty))
     ag::fail("beam_search: length_penalty ", o.length_penalty, " should be finite and >= 0");
+}
+
+BeamSearchResult beam_search(std::size_t batch, std::int64_t bos, const BeamSearchOptions& o, const NextLogProbs& next) {
+  check_beam_search(batch, o);
   const std::size_t B = batch, k = o.beam_size, N = B * k;
   // live[b * k + j]: beam j of example b. At the start only beam 0 is live (all start alike).
   std::vector<Hypothesis> live(N);
@@ -73,6 +77,9 @@ BeamSearchResult beam_search(std::size_t batch, std::int64_t bos, const BeamSear
                o.eos >= 0 ? " with V above eos " + std::to_string(o.eos) : std::string());
     const std::size_t V = lp.shape()[1];
     const std::vector<double> logp = lp.to_vector();
+    for (std::size_t i = 0; i < logp.size(); ++i)
+      if (std::isnan(logp[i]) && live[i / V].log_prob != kNone)
+        ag::fail("beam_search: next() gave NaN in row ", i / V, " (example ", i / V / k, ", beam ", i / V % k, ") at step ", t);
     std::vector<Hypothesis> next_live(N);
     for (std::size_t b = 0; b < B; ++b) {
       if (done[b]) {

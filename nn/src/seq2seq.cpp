@@ -12,6 +12,9 @@ Seq2Seq::Seq2Seq(std::size_t src_vocab, std::size_t tgt_vocab, const Seq2SeqOpti
   encoder = register_module("encoder", std::make_shared<GRU>(E, H, gen, RecurrentOptions{.bidirectional = o.bidirectional_encoder}));
   if (o.bidirectional_encoder) init_proj = register_module("init_proj", std::make_shared<Linear>(H, H, gen));
   decoder = register_module("decoder", std::make_shared<GRUCell>(o.attention ? E + N : E, H, gen));
+  if (o.attention && o.score == AttentionScore::dot && N != H)
+    ag::fail("Seq2Seq: the dot score needs annotations of the decoder's size ", H, "; the bidirectional encoder's are ", N,
+             " (2 x hidden_size): use AttentionScore::general, whose W_a maps one to the other");
   if (o.attention) {
     const std::size_t A = o.attention_dim ? o.attention_dim : H;
     std::shared_ptr<SourceAttention> a;
@@ -166,6 +169,7 @@ const char* score_name(AttentionScore s) {
 BeamSearchResult Seq2Seq::beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id) {
   ag::NoGrad no_grad;
   if (src.shape.size() != 2) ag::fail(describe(), ": src should be [batch, source length], got ", ag::shape_str(src.shape));
+  check_beam_search(src.shape[0], o);  // before the encoder runs
   const Encoded enc = encode(repeat_rows(src, o.beam_size), pad_id);  // [B k, ...]: beam j of example b is row b k + j
   Tensor h = enc.final_state;
   return nn::beam_search(src.shape[0], bos, o, [&](const std::vector<std::size_t>& parents, const ag::Indices& prefixes) {

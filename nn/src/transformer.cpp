@@ -219,6 +219,7 @@ ag::Indices TransformerSeq2Seq::greedy_decode(const ag::Indices& src, std::int64
 BeamSearchResult TransformerSeq2Seq::beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id) {
   ag::NoGrad no_grad;
   if (src.shape.size() != 2) ag::fail(describe(), ": src should be [batch, source length], got ", ag::shape_str(src.shape));
+  check_beam_search(src.shape[0], o);  // before the encoder runs
   const ag::Indices rows = repeat_rows(src, o.beam_size);  // beam j of example b is row b k + j
   const ag::Mask src_pad = pad_mask_from_ids(rows, pad_id);
   const Tensor memory = encoder->forward(embed(*src_embed, rows), {}, src_pad);

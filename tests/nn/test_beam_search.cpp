@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <tuple>
 
@@ -133,6 +134,50 @@ BOOST_AUTO_TEST_CASE(no_eos_and_an_exhaustive_beam) {
   BOOST_TEST(r.lengths[0] == 2u);
 }
 
+// Stopping early never changes the answer: with a beam wide enough to hold every prefix (V = 3,
+// max_len 4: 27 prefixes of 3 tokens), the search must return the best of all outputs, found here
+// by listing them. The model's probabilities are an arbitrary fixed function of the prefix.
+BOOST_AUTO_TEST_CASE(an_exhaustive_beam_returns_the_best_output) {
+  const nn::NextLogProbs model = [](const std::vector<std::size_t>&, const Indices& prefixes) {
+    const std::size_t N = prefixes.shape[0], t = prefixes.shape[1];
+    std::vector<double> logits;
+    for (std::size_t r = 0; r < N; ++r) {
+      double h = 0.5;
+      for (std::size_t i = 0; i < t; ++i) h = std::fmod(h * 7.31 + double(prefixes.values[r * t + i]) * 1.77 + 0.13, 5.0);
+      for (std::size_t v = 0; v < 3; ++v) logits.push_back(std::sin(h * double(v + 1)) * 2.0);
+    }
+    return log_softmax(tensor(logits, {N, 3}, {f64}), -1);
+  };
+  for (double alpha : {0.0, 0.6, 2.0}) {
+    // every output: tokens 1, 2 until EOS (0) or max_len 4
+    double best = -std::numeric_limits<double>::infinity();
+    std::vector<std::int64_t> best_tokens;
+    std::vector<std::pair<std::vector<std::int64_t>, double>> open = {{{}, 0.0}};
+    while (!open.empty()) {
+      auto [tokens, lp] = open.back();
+      open.pop_back();
+      std::vector<std::int64_t> prefix = {9};
+      prefix.insert(prefix.end(), tokens.begin(), tokens.end());
+      const std::vector<double> next = model({0}, Indices(prefix, {1, prefix.size()})).to_vector();
+      for (std::int64_t v = 0; v < 3; ++v) {
+        std::vector<std::int64_t> y = tokens;
+        y.push_back(v);
+        const double l = lp + next[std::size_t(v)];
+        if (v == 0 || y.size() == 4) {
+          const double score = l / std::pow((5.0 + double(y.size())) / 6.0, alpha);
+          if (score > best) best = score, best_tokens = y;
+        } else {
+          open.push_back({y, l});
+        }
+      }
+    }
+    const nn::BeamSearchResult r = nn::beam_search(1, 9, {.beam_size = 27, .max_len = 4, .eos = 0, .length_penalty = alpha}, model);
+    BOOST_TEST(r.scores[0] == best, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(until_eos(r.ids, 0, 0) == best_tokens, boost::test_tools::per_element());
+    BOOST_TEST_MESSAGE("alpha " << alpha << ": the best output has " << best_tokens.size() << " tokens");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(k1_is_greedy) {
   for (bool attention : {true, false}) {
     nn::Seq2Seq m = rnn_model(attention, 3);
@@ -147,6 +192,8 @@ BOOST_AUTO_TEST_CASE(k1_is_greedy) {
   nn::TransformerSeq2Seq t = transformer_model(4);
   const Indices greedy = t.greedy_decode(kSrc, kBos, 7, kPad);
   BOOST_TEST(t.beam_search(kSrc, kBos, {.beam_size = 1, .max_len = 7}, kPad).ids.values == greedy.values, boost::test_tools::per_element());
+  const nn::BeamSearchResult r = t.beam_search(kSrc, kBos, {.beam_size = 1, .max_len = 7, .eos = kEos}, kPad);
+  for (std::size_t b = 0; b < 4; ++b) BOOST_TEST(until_eos(r.ids, b, kEos) == until_eos(greedy, b, kEos), boost::test_tools::per_element());
 }
 
 // Beam search is not guaranteed to beat greedy: greedy's prefix can fall out of the beam. Greedy
@@ -195,6 +242,7 @@ BOOST_AUTO_TEST_CASE(log_probs_are_the_models) {
 BOOST_AUTO_TEST_CASE(not_below_greedy_part_trained) {
   Generator gen(10), data(11);
   nn::Seq2Seq m(8, 8, {.embed_dim = 8, .hidden_size = 16, .attention = true}, gen);
+  m.to(f64);  // float64: the same training on every machine, whatever its SIMD width
   nn::Adam opt(m.parameters(), {.lr = 1e-2});
   // Copy 4 tokens from 3..7, then EOS.
   auto batch = [&](std::size_t B) {
@@ -218,7 +266,6 @@ BOOST_AUTO_TEST_CASE(not_below_greedy_part_trained) {
     loss.backward();
     opt.step();
   }
-  m.to(f64);
   const Indices src = std::get<0>(batch(64));
   const nn::BeamSearchResult beam = m.beam_search(src, kBos, {.beam_size = 4, .max_len = 8, .eos = kEos});
   const nn::BeamSearchResult greedy = m.beam_search(src, kBos, {.beam_size = 1, .max_len = 8, .eos = kEos});
@@ -245,6 +292,7 @@ BOOST_AUTO_TEST_CASE(batched_equals_one_at_a_time) {
     BOOST_TEST(all.scores[b] == alone.scores[0], boost::test_tools::tolerance(1e-12));
     BOOST_TEST(std::vector<std::int64_t>(all_t.ids.values.begin() + std::ptrdiff_t(b * 6), all_t.ids.values.begin() + std::ptrdiff_t(b * 6 + 6)) ==
                    alone_t.ids.values, boost::test_tools::per_element());
+    BOOST_TEST(all_t.scores[b] == alone_t.scores[0], boost::test_tools::tolerance(1e-12));
   }
 }
 
@@ -266,6 +314,10 @@ BOOST_AUTO_TEST_CASE(errors) {
   expect_error([&] { nn::beam_search(1, 1, {.length_penalty = -1}, model); }, {"beam_search", "length_penalty -1"});
   expect_error([&] { nn::beam_search(1, 7, {.beam_size = 2, .eos = 5}, model); }, {"beam_search", "[2,3]", "2 rows"});
   expect_error([&] { nn::take_rows(tensor({1, 2}, {2}, {f64}), {2}); }, {"take_rows", "row 2", "[2]"});
+  const nn::NextLogProbs nan_model = [](const std::vector<std::size_t>& parents, const Indices&) {
+    return tensor(std::vector<double>(parents.size() * 3, std::nan("")), {parents.size(), 3}, {f64});
+  };
+  expect_error([&] { nn::beam_search(2, 1, {.beam_size = 2, .eos = 0}, nan_model); }, {"beam_search", "NaN", "row 0", "step 0"});
   nn::Seq2Seq m = rnn_model(true, 9);
   expect_error([&] { m.beam_search(Indices({1, 2, 3}), kBos, {}); }, {"Seq2Seq", "[3]"});
 }

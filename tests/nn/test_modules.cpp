@@ -957,7 +957,7 @@ BOOST_AUTO_TEST_CASE(errors) {
   Generator gen(26);
   expect_error([&] { nn::LuongAttention(4, 3, nn::LuongScore::dot, gen); }, {"LuongAttention(dot", "4", "3", "same size"});
   expect_error([&] { nn::Seq2Seq(7, 6, {.hidden_size = 5, .bidirectional_encoder = true, .score = nn::AttentionScore::dot}, gen); },
-               {"LuongAttention(dot, query=5, key=10)"});
+               {"Seq2Seq", "dot", "10", "bidirectional", "general"});
   nn::LuongAttention general(4, 3, nn::LuongScore::general, gen);
   expect_error([&] { general.project_keys(input({2, 5, 4}, 1).to(f32)); }, {"LuongAttention(general", "[2,5,4]", "[B, S, 3]"});
   expect_error([&] { general.project_keys(input({5, 3}, 1).to(f32)); }, {"LuongAttention(general", "[5,3]", "keys"});

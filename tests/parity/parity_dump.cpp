@@ -257,8 +257,13 @@ Built build_module(const json& c, ag::Generator& gen) {
     auto l = std::make_shared<nn::TransformerDecoder>(o, c.at("layers"), gen, final_norm);
     return {l, [l, run](const Ins& in) { return run(l, in); }};
   }
-  if (m == "AdditiveAttention") {
-    auto l = std::make_shared<nn::AdditiveAttention>(c.at("query_dim"), c.at("key_dim"), c.at("hidden"), gen);
+  if (m == "AdditiveAttention" || m == "LuongAttention") {
+    std::shared_ptr<nn::SourceAttention> l;
+    if (m == "AdditiveAttention")
+      l = std::make_shared<nn::AdditiveAttention>(c.at("query_dim"), c.at("key_dim"), c.at("hidden"), gen, c.value("key_bias", true));
+    else
+      l = std::make_shared<nn::LuongAttention>(c.at("query_dim"), c.at("key_dim"),
+                                               c.at("score") == "dot" ? nn::LuongScore::dot : nn::LuongScore::general, gen);
     return {l, [l](const Ins& in) {
               nn::AttentionOutput a = l->forward(in["query"], in["keys"], in["values"], in.mask("key_padding_mask"));
               return Named{{"context", a.output}, {"weights", a.weights}};
@@ -1015,6 +1020,16 @@ void module_cases(Dumper& d) {
     Tensor kpm = ag::zeros({2, 5}, {ag::f64});
     kpm.data<double>()(1, 3) = kpm.data<double>()(1, 4) = 1;
     d.module("module/AdditiveAttention", {{"module", "AdditiveAttention"}, {"query_dim", 4}, {"key_dim", 3}, {"hidden", 6}},
+             {{"query", uniform({2, 4}, g)}, {"keys", uniform({2, 5, 3}, g)}, {"values", uniform({2, 5, 3}, g)}, {"key_padding_mask", kpm}},
+             {"query", "keys", "values"});
+    // Luong et al.'s scores: concat (the additive score without the key bias), dot, general
+    d.module("module/AdditiveAttention/concat", {{"module", "AdditiveAttention"}, {"query_dim", 4}, {"key_dim", 3}, {"hidden", 6}, {"key_bias", false}},
+             {{"query", uniform({2, 4}, g)}, {"keys", uniform({2, 5, 3}, g)}, {"values", uniform({2, 5, 3}, g)}, {"key_padding_mask", kpm}},
+             {"query", "keys", "values"});
+    d.module("module/LuongAttention/dot", {{"module", "LuongAttention"}, {"query_dim", 4}, {"key_dim", 4}, {"score", "dot"}},
+             {{"query", uniform({2, 4}, g)}, {"keys", uniform({2, 5, 4}, g)}, {"values", uniform({2, 5, 3}, g)}, {"key_padding_mask", kpm}},
+             {"query", "keys", "values"});
+    d.module("module/LuongAttention/general", {{"module", "LuongAttention"}, {"query_dim", 4}, {"key_dim", 3}, {"score", "general"}},
              {{"query", uniform({2, 4}, g)}, {"keys", uniform({2, 5, 3}, g)}, {"values", uniform({2, 5, 3}, g)}, {"key_padding_mask", kpm}},
              {"query", "keys", "values"});
     d.module("module/LearnedPositionalEncoding", {{"module", "LearnedPositionalEncoding"}, {"d", 6}, {"max_len", 10}},

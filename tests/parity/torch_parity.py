@@ -293,19 +293,34 @@ class FeedForward(torch.nn.Module):
         return self.linear2(self.act(self.linear1(x)))
 
 
-class AdditiveAttention(torch.nn.Module):  # Bahdanau: v^T tanh(W_q q + W_k k)
+def attend(scores, values, key_padding_mask):  # padded keys blocked, softmax, weighted sum of the values
+    if key_padding_mask is not None:
+        scores = scores.masked_fill(key_padding_mask, float("-inf"))
+    w = torch.softmax(scores, -1)
+    return torch.bmm(w[:, None, :], values)[:, 0], w
+
+
+class AdditiveAttention(torch.nn.Module):  # Bahdanau: v^T tanh(W_q q + W_k k); Luong's concat without the key bias
     def __init__(self, c):
         super().__init__()
         self.query_proj = torch.nn.Linear(c["query_dim"], c["hidden"], bias=False)
-        self.key_proj = torch.nn.Linear(c["key_dim"], c["hidden"])
+        self.key_proj = torch.nn.Linear(c["key_dim"], c["hidden"], bias=c.get("key_bias", True))
         self.v = torch.nn.Parameter(torch.empty(c["hidden"]).uniform_(-1, 1))
 
     def forward(self, query, keys, values, key_padding_mask=None):
-        scores = torch.tanh(self.query_proj(query)[:, None, :] + self.key_proj(keys)) @ self.v
-        if key_padding_mask is not None:
-            scores = scores.masked_fill(key_padding_mask, float("-inf"))
-        w = torch.softmax(scores, -1)
-        return torch.bmm(w[:, None, :], values)[:, 0], w
+        return attend(torch.tanh(self.query_proj(query)[:, None, :] + self.key_proj(keys)) @ self.v, values, key_padding_mask)
+
+
+class LuongAttention(torch.nn.Module):  # Luong et al. 2015, eq. 8: dot q^T k, general q^T W_a k
+    def __init__(self, c):
+        super().__init__()
+        self.general = c["score"] == "general"
+        if self.general:
+            self.key_proj = torch.nn.Linear(c["key_dim"], c["query_dim"], bias=False)
+
+    def forward(self, query, keys, values, key_padding_mask=None):
+        k = self.key_proj(keys) if self.general else keys
+        return attend(torch.bmm(k, query[:, :, None])[:, :, 0], values, key_padding_mask)
 
 
 class LearnedPositionalEncoding(torch.nn.Module):
@@ -364,6 +379,8 @@ def build_torch(c):
         return nn.TransformerDecoder(layer, c["layers"], norm=norm)
     if m == "AdditiveAttention":
         return AdditiveAttention(c)
+    if m == "LuongAttention":
+        return LuongAttention(c)
     if m == "LearnedPositionalEncoding":
         return LearnedPositionalEncoding(c)
     if m == "SinusoidalPositionalEncoding":
@@ -410,7 +427,7 @@ def run_torch(mod, c, x, i):
     if m.startswith("TransformerDecoder"):
         return {"y": mod(x["tgt"], x["memory"], tgt_mask=b("tgt_mask"), tgt_key_padding_mask=b("tgt_key_padding_mask"),
                          memory_key_padding_mask=b("memory_key_padding_mask"))}
-    if m == "AdditiveAttention":
+    if m in ("AdditiveAttention", "LuongAttention"):
         ctx, w = mod(x["query"], x["keys"], x["values"], b("key_padding_mask"))
         return {"context": ctx, "weights": w}
     raise ValueError(f"no torch forward for '{m}'")

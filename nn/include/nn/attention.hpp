@@ -201,10 +201,11 @@ class SourceAttention : public Module {
 };
 
 // Additive attention (Bahdanau, Cho & Bengio 2015, appendix A.1.2):
-//   score(q, k_s) = v^T tanh(W_q q + W_k k_s)
-// query_proj: Linear(query_dim -> hidden, no bias), key_proj: Linear(key_dim -> hidden), v: [hidden].
-// project_keys: W_k k_s, [B, S, hidden]. key_bias = false drops key_proj's bias: that is Luong et
-// al.'s (2015, eq. 8) "concat" score v_a^T tanh(W_a [q; k_s]), W_a = [W_q W_k] split by columns.
+//   score(q, k_s) = v^T tanh(W_q q + W_k k_s + b_k)
+// query_proj: Linear(query_dim -> hidden, no bias), key_proj: Linear(key_dim -> hidden) with the
+// bias b_k, v: [hidden]. project_keys: W_k k_s + b_k, [B, S, hidden]. key_bias = false drops b_k:
+// that is Luong et al.'s (2015, eq. 8) "concat" score v_a^T tanh(W_a [q; k_s]), W_a = [W_q W_k]
+// split by columns.
 class AdditiveAttention : public SourceAttention {
  public:
   AdditiveAttention(std::size_t query_dim, std::size_t key_dim, std::size_t hidden_dim, ag::Generator& gen, bool key_bias = true);

@@ -14,7 +14,11 @@
 // added, so no live hypothesis can score above log p(now) / lp(max_len). At max_len the live
 // hypotheses count as finished. The search is exact within its beams: stopping early never
 // changes the answer. With k = 1 and alpha = 0 it is greedy decoding (ties go to the lower token
-// id, as there), stopped at EOS.
+// id, as there), stopped at EOS; in float32 two logits a hair apart can round to the same
+// log-probability, and then the lower id wins where greedy's argmax of the logits might not.
+//
+// Unlike Hugging Face's and fairseq's searches, every EOS extension among the 2k best is kept as
+// finished (they keep those within the top k only): this can only raise the score returned.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -27,7 +31,10 @@ struct BeamSearchOptions {
   std::size_t beam_size = 4;  // k >= 1
   std::size_t max_len = 50;   // tokens decoded at most, EOS included; >= 1
   std::int64_t eos = -1;      // the end token; < 0: none, every hypothesis runs max_len tokens
-  double length_penalty = 0;  // alpha >= 0 (Wu et al.'s; Hugging Face's length_penalty with their lp)
+  // alpha >= 0 in Wu et al.'s lp(n) = ((5 + n) / 6)^alpha (their coverage penalty is left out).
+  // Hugging Face's length_penalty is an exponent too, but of the plain length (score = log p / n^alpha,
+  // n counting the start token): the same alpha ranks differently there.
+  double length_penalty = 0;
 };
 
 struct BeamSearchResult {
@@ -39,14 +46,21 @@ struct BeamSearchResult {
 
 // The model's next-token log-probabilities for every row: [N, V] (a float Tensor; its rows sum to
 // 1 in probability). parents[r]: the row of the previous step that row r continues (a recurrent
-// state is reordered with it: take_rows); prefixes: [N, t + 1], each row's tokens so far after BOS.
+// state is reordered with it: take_rows; the identity at the first step); prefixes: [N, t + 1],
+// each row's tokens so far after BOS. Rows of dead beams (at the first step, every beam but the
+// first; later, the beams of an example already done) hold BOS as filler, and their answers are
+// never read.
 using NextLogProbs = std::function<ag::Tensor(const std::vector<std::size_t>& parents, const ag::Indices& prefixes)>;
 
 // Errors (ag::Error, "beam_search: ..."): batch 0, beam_size 0, max_len 0, length_penalty < 0 or
-// not finite, a next() result that is not [N, V] (V > eos).
+// not finite (check_beam_search raises these before any work), a next() result that is not
+// [N, V] (V > eos) or holds NaN, an example with no hypothesis of finite log-probability (every
+// token ruled out with -inf).
 BeamSearchResult beam_search(std::size_t batch, std::int64_t bos, const BeamSearchOptions& o, const NextLogProbs& next);
+void check_beam_search(std::size_t batch, const BeamSearchOptions& o);
 
 // Each row of ids [B, S] k times in a row: [B k, S] (an encoder input for B k beams).
+// Errors: ids not 2-D.
 ag::Indices repeat_rows(const ag::Indices& ids, std::size_t k);
 // x's rows in the order `rows`: [rows.size(), ...] (a gather along axis 0; differentiable).
 // Errors: x 0-D, a row past x's first axis.

@@ -37,7 +37,7 @@ namespace nn {
 
 // additive: AdditiveAttention (Bahdanau); concat: the same without the key bias (Luong's concat);
 // dot, general: LuongAttention. dot needs the annotations the decoder's size: not with a
-// bidirectional encoder (annotations 2H), an ag::Error at construction.
+// bidirectional encoder (annotations 2H), an ag::Error naming Seq2Seq at construction.
 enum class AttentionScore { additive, dot, general, concat };
 const char* score_name(AttentionScore s);  // "additive", "dot", "general", "concat"
 
@@ -69,7 +69,8 @@ class Seq2Seq : public Module {
   };
   Decoded greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id = -1);
   // Beam search (beam_search.hpp), batched: every example's k beams decode side by side (the
-  // encoder reads each source k times). src: [B, S] -> ids [B, o.max_len]. No gradient.
+  // encoder reads each source k times). src: [B, S] -> ids [B, o.max_len]; pad_id as in forward.
+  // No gradient. Errors: src not 2-D, and beam_search's.
   BeamSearchResult beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id = -1);
   std::string describe() const override;
 

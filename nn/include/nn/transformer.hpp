@@ -117,8 +117,9 @@ class TransformerSeq2Seq : public Module {
   Tensor forward(const ag::Indices& src, const ag::Indices& tgt_in, std::int64_t pad_id = -1);
   // Greedy decoding from BOS for max_len steps -> [B, max_len] ids (no gradient).
   ag::Indices greedy_decode(const ag::Indices& src, std::int64_t bos, std::size_t max_len, std::int64_t pad_id = -1);
-  // Beam search (beam_search.hpp), batched over examples and beams: [B, S] -> ids [B, o.max_len].
-  // Each step runs the decoder over the whole prefix, as greedy_decode does. No gradient.
+  // Beam search (beam_search.hpp), batched over examples and beams: [B, S] -> ids [B, o.max_len];
+  // pad_id marks padding in src. Each step runs the decoder over the whole prefix, as greedy_decode
+  // does (the encoder reads each source k times). No gradient. Errors: src not 2-D, and beam_search's.
   BeamSearchResult beam_search(const ag::Indices& src, std::int64_t bos, const BeamSearchOptions& o, std::int64_t pad_id = -1);
   std::string describe() const override;
 
