@@ -10,3 +10,4 @@
 #include "nn/sampling.hpp"
 #include "nn/seq2seq.hpp"
 #include "nn/transformer.hpp"
+#include "nn/vision.hpp"
