@@ -106,6 +106,44 @@ RecallBatch RecallTask::sample(ag::Generator& gen, int count) const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key/value retrieval
+
+RetrievalTask::RetrievalTask(RetrievalOptions o) : o_(o), train_(derive_seed(o.seed, kTrainStream)) {
+  require(o_.pairs >= 1 && o_.pairs <= o_.keys, "RetrievalTask",
+          "pairs must be in [1, keys] (got pairs " + std::to_string(o_.pairs) + ", keys " + std::to_string(o_.keys) + ")");
+  require(o_.values >= 2, "RetrievalTask", "values must be >= 2");
+  require(o_.batch_size >= 1, "RetrievalTask", "batch_size must be >= 1");
+  require(o_.eval_size >= 1, "RetrievalTask", "eval_size must be >= 1");
+  ag::Generator eval_gen(derive_seed(o_.seed, kEvalStream));
+  eval_ = sample(eval_gen, o_.eval_size);
+}
+
+RetrievalBatch RetrievalTask::next_batch() { return sample(train_, o_.batch_size); }
+RetrievalBatch RetrievalTask::next_batch(ag::Generator& gen) const { return sample(gen, o_.batch_size); }
+
+RetrievalBatch RetrievalTask::sample(ag::Generator& gen, int count) const {
+  require(count >= 1, "RetrievalTask::sample", "count must be >= 1");
+  const std::size_t B = count, N = o_.pairs, K = o_.keys;
+  std::vector<std::int64_t> keys(B * N), values(B * N), query(B), position(B), targets(B);
+  std::vector<std::int64_t> symbols(K);
+  for (std::size_t b = 0; b < B; ++b) {
+    // The first N steps of a Fisher-Yates shuffle: N distinct keys in random order.
+    for (std::size_t k = 0; k < K; ++k) symbols[k] = std::int64_t(k);
+    for (std::size_t i = 0; i < N; ++i) {
+      std::swap(symbols[i], symbols[std::size_t(gen.integer(std::int64_t(i), std::int64_t(K) - 1))]);
+      keys[b * N + i] = symbols[i];
+      values[b * N + i] = gen.integer(0, o_.values - 1);
+    }
+    position[b] = gen.integer(0, std::int64_t(N) - 1);
+    query[b] = keys[b * N + std::size_t(position[b])];
+    targets[b] = values[b * N + std::size_t(position[b])];
+  }
+  return RetrievalBatch{ag::Indices(std::move(keys), {B, N}), ag::Indices(std::move(values), {B, N}),
+                        ag::Indices(std::move(query), {B}), ag::Indices(std::move(position), {B}),
+                        ag::Indices(std::move(targets), {B})};
+}
+
+// ---------------------------------------------------------------------------------------------
 // Seq2seq layout and character vocabularies
 
 Seq2SeqBatch make_seq2seq_batch(const std::vector<std::vector<std::int64_t>>& sources,

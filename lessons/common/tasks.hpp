@@ -1,5 +1,5 @@
 #pragma once
-// Synthetic long-range tasks: the data of lessons 05, 06, 07, 08, 11 and 12.
+// Synthetic tasks: the data of lessons 05, 06, 07, 08, 11, 12 and 19.
 //
 // Shape legend
 //   B  batch size (sequences in a batch)
@@ -121,6 +121,48 @@ class RecallTask {
   RecallOptions o_;
   ag::Generator train_;
   RecallBatch eval_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Key/value retrieval (lesson 19): N pairs (key, value) and a query key; the target is the value
+// stored under the query. The N keys of a sequence are distinct symbols drawn from K; values are
+// drawn uniformly from V (they may repeat); the query is the key of a uniformly chosen pair. The
+// answer sits at one position and nothing else in the sequence tells it: a model must find that
+// position. Loss: cross-entropy over V classes; chance accuracy = 1/V.
+//   keys 3 9 1 4, values 0 5 5 2, query 1  ->  target 5 (position 2)
+struct RetrievalOptions {
+  int pairs = 16;          // N (1 <= N <= keys)
+  int keys = 32;           // K: key symbols 0..K-1
+  int values = 16;         // V: value symbols 0..V-1
+  int batch_size = 32;
+  std::uint64_t seed = 0;
+  int eval_size = 1000;
+};
+
+struct RetrievalBatch {
+  ag::Indices keys{};      // [B, N] distinct within a row, in [0, K)
+  ag::Indices values{};    // [B, N] in [0, V)
+  ag::Indices query{};     // [B] = keys[b, position[b]]
+  ag::Indices position{};  // [B] where the query's pair sits
+  ag::Indices targets{};   // [B] = values[b, position[b]]
+  std::size_t size() const { return targets.size(); }
+  std::size_t pairs() const { return size() ? keys.size() / size() : 0; }
+};
+
+class RetrievalTask {
+ public:
+  explicit RetrievalTask(RetrievalOptions o = {});
+  RetrievalBatch next_batch();  // from the task's training stream
+  RetrievalBatch next_batch(ag::Generator& gen) const;
+  RetrievalBatch sample(ag::Generator& gen, int count) const;
+  const RetrievalBatch& eval_set() const { return eval_; }
+  const RetrievalOptions& options() const { return o_; }
+  double chance_accuracy() const { return 1.0 / o_.values; }
+
+ private:
+  RetrievalOptions o_;
+  ag::Generator train_;
+  RetrievalBatch eval_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -231,6 +231,56 @@ BOOST_AUTO_TEST_CASE(recall_deterministic_and_eval) {
   for (int c8 : counts) BOOST_TEST(std::abs(c8 / 8000.0 - 0.125) < 0.02);
 }
 
+// ---- key/value retrieval -------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(retrieval_layout_and_targets) {
+  lab::RetrievalTask task({.pairs = 6, .keys = 10, .values = 4, .batch_size = 50, .seed = 3, .eval_size = 40});
+  const auto b = task.next_batch();
+  BOOST_TEST(ag::shape_str(b.keys.shape) == "[50,6]");
+  BOOST_TEST(ag::shape_str(b.values.shape) == "[50,6]");
+  BOOST_TEST(ag::shape_str(b.query.shape) == "[50]");
+  BOOST_TEST(b.size() == 50u);
+  BOOST_TEST(b.pairs() == 6u);
+  BOOST_TEST(task.chance_accuracy() == 0.25);
+  std::set<std::int64_t> positions, values;
+  for (std::size_t i = 0; i < 50; ++i) {
+    const std::vector<std::int64_t> row(b.keys.values.begin() + i * 6, b.keys.values.begin() + (i + 1) * 6);
+    BOOST_TEST(std::set<std::int64_t>(row.begin(), row.end()).size() == 6u);  // distinct keys
+    for (std::size_t n = 0; n < 6; ++n) {
+      BOOST_TEST((row[n] >= 0 && row[n] < 10));
+      const std::int64_t v = b.values.values[i * 6 + n];
+      BOOST_TEST((v >= 0 && v < 4));
+      values.insert(v);
+    }
+    const std::int64_t p = b.position.values[i];
+    BOOST_TEST((p >= 0 && p < 6));
+    positions.insert(p);
+    BOOST_TEST(b.query.values[i] == row[std::size_t(p)]);
+    BOOST_TEST(b.targets.values[i] == b.values.values[i * 6 + std::size_t(p)]);
+    // The query matches exactly one key, so the target is defined by the query alone.
+    BOOST_TEST(std::count(row.begin(), row.end(), b.query.values[i]) == 1);
+  }
+  BOOST_TEST(positions.size() == 6u);
+  BOOST_TEST(values.size() == 4u);
+  BOOST_TEST(task.eval_set().size() == 40u);
+  BOOST_CHECK_THROW(lab::RetrievalTask({.pairs = 11, .keys = 10}), ag::Error);
+  BOOST_CHECK_THROW(lab::RetrievalTask({.values = 1}), ag::Error);
+}
+
+BOOST_AUTO_TEST_CASE(retrieval_deterministic_and_uniform) {
+  lab::RetrievalTask a({.seed = 5, .eval_size = 4000}), b({.seed = 5, .eval_size = 4000}), c({.seed = 6, .eval_size = 4000});
+  BOOST_TEST(a.next_batch().keys.values == b.next_batch().keys.values);
+  BOOST_TEST(a.eval_set().values.values == b.eval_set().values.values);
+  BOOST_TEST(a.eval_set().keys.values != c.eval_set().keys.values);
+  // Every position and every value equally likely: nothing but the query tells the answer.
+  std::vector<int> at(16), val(16);
+  for (std::size_t i = 0; i < 4000; ++i) ++at[std::size_t(a.eval_set().position.values[i])], ++val[std::size_t(a.eval_set().targets.values[i])];
+  for (int k = 0; k < 16; ++k) {
+    BOOST_TEST(std::abs(at[k] / 4000.0 - 1.0 / 16) < 0.02);
+    BOOST_TEST(std::abs(val[k] / 4000.0 - 1.0 / 16) < 0.02);
+  }
+}
+
 // ---- sequence reversal ---------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(reversal_layout_fixed_length) {
