@@ -69,19 +69,23 @@ ShapeKind random_kind(ag::Generator& gen) { return ShapeKind(gen.integer(0, std:
 ShapeScene make_scene(std::int64_t label, const ImageTaskOptions& o, ag::Generator& gen) {
   ShapeScene scene;
   scene.label = label;
-  const auto last = std::int64_t(kImageSize - kShapeSize);  // 25
+  const auto g = std::int64_t(o.grid);
+  const auto last = std::int64_t(kImageSize - kShapeSize) / g;  // the last corner, in grid steps
+  // a corner on the grid in [lo, hi] pixels
+  const auto corner = [&](std::int64_t lo, std::int64_t hi) { return std::size_t(g * gen.integer((lo + g - 1) / g, hi / g)); };
   const ShapeKind left = random_kind(gen);
   ShapeKind right = left;
   if (label == 0) {  // a uniform other kind
     const auto k = gen.integer(0, std::int64_t(kShapeKinds) - 2);
     right = ShapeKind(k >= std::int64_t(left) ? k + 1 : k);
   }
-  scene.shapes.push_back({left, std::size_t(gen.integer(0, std::int64_t(kLeftEnd - kShapeSize))), std::size_t(gen.integer(0, last)), true});
-  scene.shapes.push_back({right, std::size_t(gen.integer(std::int64_t(kRightStart), last)), std::size_t(gen.integer(0, last)), true});
+  const auto end = std::int64_t(kImageSize - kShapeSize);
+  scene.shapes.push_back({left, corner(0, std::int64_t(kLeftEnd - kShapeSize)), corner(0, end), true});
+  scene.shapes.push_back({right, corner(std::int64_t(kRightStart), end), corner(0, end), true});
   for (std::size_t d = 0; d < o.distractors; ++d) {
     for (int attempt = 0;; ++attempt) {
       if (attempt == 10000) ag::fail("make_shape_pairs: no room for ", o.distractors, " distractors");
-      const PlacedShape s{random_kind(gen), std::size_t(gen.integer(0, last)), std::size_t(gen.integer(0, last)), false};
+      const PlacedShape s{random_kind(gen), std::size_t(g * gen.integer(0, last)), std::size_t(g * gen.integer(0, last)), false};
       if (std::none_of(scene.shapes.begin(), scene.shapes.end(), [&](const PlacedShape& t) { return touch(s, t); })) {
         scene.shapes.push_back(s);
         break;
@@ -95,6 +99,7 @@ ShapeScene make_scene(std::int64_t label, const ImageTaskOptions& o, ag::Generat
 
 ShapeImages make_shape_pairs(std::size_t n, std::uint64_t seed, const ImageTaskOptions& o) {
   if (n == 0 || n % 2 != 0) ag::fail("make_shape_pairs: n = ", n, " (an even number of images, half of each label)");
+  if (o.grid == 0 || o.grid > kLeftEnd - kShapeSize) ag::fail("make_shape_pairs: grid ", o.grid, " (1 to ", kLeftEnd - kShapeSize, ")");
   ag::Generator gen(derive_seed(seed, kTrainStream));
   std::vector<std::int64_t> labels(n);
   for (std::size_t i = 0; i < n; ++i) labels[i] = std::int64_t(i % 2);

@@ -5,6 +5,8 @@
 // shapes of 7 x 7 pixels, each one of four kinds (square outline, disc, triangle, plus):
 //   - two MARKED shapes, drawn white (1.0): one in the left third of the image (columns 0 to 10),
 //     one in the right third (columns 21 to 31), at random rows and columns inside their third;
+//     every shape's top-left corner on a multiple of ImageTaskOptions::grid (4: on the patch grid
+//     of a ViT with 4 x 4 patches), so the left one starts at column 0 or 4, the right one at 24;
 //   - two unmarked distractors, drawn gray (0.45), anywhere else (any third), of random kinds.
 // No two shapes touch (a gap of at least one pixel). The label is 1 when the two marked shapes
 // are of the same kind, else 0.
@@ -49,6 +51,9 @@ struct PlacedShape {
 
 struct ImageTaskOptions {
   std::size_t distractors = 2;  // unmarked shapes per image
+  // Shapes' top-left corners on multiples of `grid` pixels (4: each shape fills 2 x 2 patches of
+  // 4 x 4 pixels, the same way wherever it sits); 1: any pixel.
+  std::size_t grid = 2;
   double noise = 0.05;          // std of the Gaussian pixel noise (clamped to [0, 1] after)
 };
 
