@@ -10,10 +10,35 @@
 //                      decoder input; vocab 32, embedding 64), batch 32, cross-entropy
 //   sdpa               nn::scaled_dot_product_attention forward + backward only (no optimizer) on
 //                      q, k, v [32, 4, 256, 32] requiring grad; loss = sum(output); grads dropped
-//   matmul             ag::matmul forward (NoGrad), 1024 x 1024 by 1024 x 1024; "GFLOP/s" counter
+//   matmul             ag::matmul forward (NoGrad), 1024 x 1024 by 1024 x 1024: the sgemm rate that
+//                      model FLOPs utilisation (MFU) is measured against, in the same run
+//   gpt2_small         GPT-2 124M (nn::GPT: 12 layers, 12 heads, d_model 768, vocabulary 50,257 padded
+//                      to 50,304, 1,024 learned positions, tied embedding and head, GELU tanh, pre-LN,
+//                      causal); ids [4, 64]; cross-entropy; AdamW lr 1e-4, betas (0.9, 0.999),
+//                      eps 1e-8, weight decay 0
+//   char_gpt           lesson 14's nanogpt-cpu model (4 layers, 4 heads, d_model 128, block 64,
+//                      vocabulary 65, untied head); ids [12, 64]; cross-entropy; the same AdamW
 //   curve_*            (only with --curves, instead of the above) cost against T: see "cost curves"
 //   steady_state_rss   (only with --rss-flat) 1,000 tanh_rnn steps; RSS from /proc/self/statm
 //                      after step 100 and after step 1000, and the growth in % (target: < 5%)
+//
+// Model FLOPs per step (the "GFLOP/s" counter is them over the median step; MFU divides that by
+// the matmul config's GFLOP/s, both from the same run). PaLM's accounting (Chowdhery et al. 2022,
+// appendix B), for a config reading `tokens` = B T positions per step:
+//   6 N tokens        every weight matrix: a multiply-add (2 FLOPs) per weight per token forward,
+//                     twice that backward (the input's gradient and the weight's). N counts the
+//                     parameters that multiply activations: matrices and biases, a tied embedding
+//                     once (as the output head); not a lookup table (position table, untied input embedding)
+//   + 12 L B T^2 D    attention's two matmuls (q k^T and weights v): 2 B T^2 D each forward per layer,
+//                     twice that backward; a causal mask's skipped half is counted, as the kernels
+//                     compute it
+// Recurrent configs: 6 N B T with N the cell's weights (input and recurrent). Bahdanau: the
+// encoder's GRU over S, the decoder cell and output over T, the key projection over S, the query
+// projection over T, and 12 B T S H for the scores' v . tanh and the context. sdpa: 12 B H T^2 d
+// (forward 4, backward 8). gpt2_small: N = 124,475,904 parameters less the 786,432 of the position
+// table = 123,689,472; 6 N x 256 tokens = 189.99 GFLOP, attention 12 x 12 x 4 x 64^2 x 768 = 1.81 GFLOP:
+// 191.80 GFLOP per step. Element-wise work (norms, softmax, GELU, Adam) is not counted: MFU says
+// how close a step gets to spending all its time in matmul at the machine's sgemm rate.
 //
 // Each config builds its model once, runs --warmup steps (default 3), then times --steps steps
 // (default 25) one by one; the reported time (manual time) is the MEDIAN step, with counters
@@ -98,8 +123,16 @@ double median(std::vector<double> v) {
 struct Config {
   virtual ~Config() = default;
   virtual void step() = 0;
-  virtual double flops() const { return 0; }  // per step, when a GFLOP/s figure makes sense
+  virtual double flops() const { return 0; }  // model FLOPs per step (see the header)
 };
+
+// The scalars of the parameters that multiply activations (not lookups): see the header.
+std::size_t matmul_params(const nn::Module& m, const std::vector<std::string>& lookups = {}) {
+  std::size_t n = 0;
+  for (const auto& [name, p] : m.named_parameters())
+    if (std::find(lookups.begin(), lookups.end(), name) == lookups.end()) n += p.numel();
+  return n;
+}
 
 // Adam on every parameter; a step ends with the update and zero_grad, as in the PyTorch loop.
 struct Trained : Config {
@@ -122,11 +155,18 @@ struct TransformerLayer : Trained {
               gen) {
     x = ag::randn({B, T, 128}, gen);
     opt = std::make_unique<nn::Adam>(layer.parameters());
+    impl_ = window ? nn::AttentionImpl::linear : impl;  // a window: no model-FLOPs count
   }
   void step() override {
     const Tensor out = layer.forward(x);
     finish(ag::mean(out * out));
   }
+  double flops() const override {
+    const double B = double(x.size(0)), T = double(x.size(1)), D = double(x.size(2));
+    if (impl_ != nn::AttentionImpl::naive && impl_ != nn::AttentionImpl::tiled) return 0;  // windows and linear: another count
+    return 6.0 * double(matmul_params(layer)) * B * T + 12.0 * B * T * T * D;
+  }
+  nn::AttentionImpl impl_ = nn::AttentionImpl::naive;
 };
 
 struct RecurrentConfig : Trained {
@@ -142,6 +182,7 @@ struct RecurrentConfig : Trained {
     const Tensor& h = r.last.back().h;
     finish(ag::mean(h * h));
   }
+  double flops() const override { return 6.0 * double(matmul_params(rnn)) * double(x.size(0)) * double(x.size(1)); }
 };
 
 struct BahdanauSeq2Seq : Trained {
@@ -164,6 +205,12 @@ struct BahdanauSeq2Seq : Trained {
     const auto out = model.forward(src, tgt_in);  // logits [B, T, V]
     finish(ag::cross_entropy(out.logits, tgt_out));
   }
+  double flops() const override {
+    constexpr double E = 64, H = 128;
+    const double encoder = 3 * H * (E + H) + 6 * H, decoder = 3 * H * (E + 2 * H) + 6 * H, out = double(V) * 2 * H + double(V);
+    const double keys = H * H + H, query = H * H;
+    return 6.0 * B * (double(S) * (encoder + keys) + double(T) * (decoder + out + query)) + 12.0 * B * T * S * H;
+  }
 };
 
 struct Sdpa : Config {
@@ -181,7 +228,44 @@ struct Sdpa : Config {
     k.zero_grad();
     v.zero_grad();
   }
+  double flops() const override { return 12.0 * 32 * 4 * 256.0 * 256.0 * 32; }
 };
+
+// A GPT training step: forward, cross-entropy over every position, backward, AdamW, zero_grad.
+struct GPTStep : Trained {
+  ag::Generator gen{6};
+  nn::GPTOptions o;
+  nn::GPT model;
+  std::size_t B, T;
+  ag::Indices ids, targets;
+  GPTStep(const nn::GPTOptions& options, std::size_t batch, std::size_t length)
+      : o(options), model(options, gen), B(batch), T(length) {
+    auto draw = [&] {
+      std::vector<std::int64_t> v(B * T);
+      for (auto& id : v) id = gen.integer(0, std::int64_t(o.vocab_size) - 1);
+      return v;
+    };
+    ids = ag::Indices(draw(), {B, T});
+    targets = ag::Indices(draw(), {B * T});
+    opt = std::make_unique<nn::AdamW>(model.parameters(), nn::AdamWOptions{.lr = 1e-4, .betas = {0.9, 0.999}, .eps = 1e-8, .weight_decay = 0.0});
+  }
+  void step() override {
+    const Tensor logits = model.forward(ids);  // [B, T, V]
+    finish(ag::cross_entropy(ag::reshape(logits, {std::int64_t(B * T), std::int64_t(o.vocab_size)}), targets));
+  }
+  double flops() const override {
+    // The position table is a lookup; so is an untied input embedding (its head is counted).
+    std::vector<std::string> lookups = {"pos_emb.weight"};
+    if (!o.tie_weights) lookups.push_back("tok_emb.weight");
+    const double tokens = double(B * T);
+    return 6.0 * double(matmul_params(model, lookups)) * tokens + 12.0 * double(o.num_layers) * double(B) * double(T) * double(T) * double(o.d_model);
+  }
+};
+
+nn::GPTOptions gpt2_small() {
+  return {.vocab_size = 50304, .block_size = 1024, .d_model = 768, .num_heads = 12, .num_layers = 12, .tie_weights = true};
+}
+nn::GPTOptions char_gpt() { return {.vocab_size = 65, .block_size = 64, .d_model = 128, .num_heads = 4, .num_layers = 4}; }
 
 struct Matmul : Config {
   static constexpr std::size_t n = 1024;
@@ -208,6 +292,8 @@ const std::vector<ConfigInfo>& configs() {
       {"bahdanau_seq2seq", [] { return std::make_unique<BahdanauSeq2Seq>(); }},
       {"sdpa", [] { return std::make_unique<Sdpa>(); }},
       {"matmul", [] { return std::make_unique<Matmul>(); }},
+      {"char_gpt", [] { return std::make_unique<GPTStep>(char_gpt(), 12, 64); }},
+      {"gpt2_small", [] { return std::make_unique<GPTStep>(gpt2_small(), 4, 64); }},
   };
   return all;
 }
@@ -284,7 +370,10 @@ void bm_config(benchmark::State& st, const ConfigInfo& info) {
       st.counters["min_ms"] = *std::min_element(ms.begin(), ms.end());
       st.counters["max_ms"] = *std::max_element(ms.begin(), ms.end());
       st.counters["steps"] = double(ms.size());
-      if (c->flops() > 0) st.counters["GFLOP/s"] = c->flops() / (med / 1e3) / 1e9;
+      if (c->flops() > 0) {
+        st.counters["model_GFLOP"] = c->flops() / 1e9;
+        st.counters["GFLOP/s"] = c->flops() / (med / 1e3) / 1e9;
+      }
       set_memory_counters(st);
     } catch (const std::exception& e) {
       st.SkipWithError(e.what());
@@ -569,6 +658,9 @@ int run_forked(const std::string& argv0, const std::vector<std::string>& passthr
   std::printf("\n%-18s %11s %9s %9s %9s %6s %10s %10s %12s\n", "config", "median ms", "mean ms", "min ms", "max ms", "steps",
               "peak MB", "base MB", "working MB");
   const nlohmann::json* steady = nullptr;
+  double sgemm_rate = 0;  // the matmul config's GFLOP/s: MFU's denominator
+  for (const auto& b : merged["benchmarks"])
+    if (b["name"] == "matmul" && b.contains("GFLOP/s")) sgemm_rate = b["GFLOP/s"].get<double>();
   for (const auto& b : merged["benchmarks"]) {
     if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) continue;
     if (b["name"] == "steady_state_rss") {
@@ -578,7 +670,10 @@ int run_forked(const std::string& argv0, const std::vector<std::string>& passthr
     std::printf("%-18s %11.2f %9.2f %9.2f %9.2f %6.0f %10.1f %10.1f %12.1f", b["name"].get<std::string>().c_str(),
                 b.value("ms_per_step", 0.0), b.value("mean_ms", 0.0), b.value("min_ms", 0.0), b.value("max_ms", 0.0),
                 b.value("steps", 0.0), b.value("peak_rss_MB", 0.0), b.value("base_rss_MB", 0.0), b.value("working_set_MB", 0.0));
-    if (b.contains("GFLOP/s")) std::printf("   %.1f GFLOP/s", b["GFLOP/s"].get<double>());
+    if (b.contains("GFLOP/s")) {
+      std::printf("   %.1f GFLOP/s", b["GFLOP/s"].get<double>());
+      if (sgemm_rate > 0 && b["name"] != "matmul") std::printf(", MFU %.0f%% of sgemm", 100.0 * b["GFLOP/s"].get<double>() / sgemm_rate);
+    }
     std::printf("\n");
   }
   if (steady) {

@@ -12,10 +12,19 @@ as nn::Optimizer::zero_grad drops gradients), median over --steps timed steps af
                      additive attention (layout of nn::Seq2Seq), vocab 32, embedding 64, batch 32, CE
   sdpa               softmax(q k^T / sqrt(d)) v forward + backward only, q, k, v [32, 4, 256, 32]
                      (PyTorch 1.13 has no fused F.scaled_dot_product_attention; composed, as ours)
-  matmul             torch.mm 1024 x 1024 by 1024 x 1024, no grad; GFLOP/s
+  matmul             torch.mm 1024 x 1024 by 1024 x 1024, no grad; GFLOP/s (the sgemm rate of MFU)
+  char_gpt           lesson 14's nanogpt-cpu GPT (4 layers, 4 heads, d 128, block 64, vocab 65,
+                     untied head), ids [12, 64], cross-entropy, AdamW lr 1e-4, weight decay 0
+  gpt2_small         GPT-2 124M (12 layers, 12 heads, d 768, vocab 50,304, 1,024 positions, tied
+                     head, GELU tanh, pre-LN, causal), ids [4, 64], the same loss and AdamW
+                     (nn.TransformerEncoderLayer(norm_first=True) blocks: nn::GPT's layout)
 
 Each config runs in its own process; memory = peak RSS (getrusage) minus the RSS right after
 `import torch` (the working set), to hold against bench_steps' working_set_MB.
+
+MFU (model FLOPs utilisation), side by side or with --ours: bench_steps.cpp's model FLOPs per
+step (its header gives the formula; the same model on both sides) over each side's median step,
+as a share of that side's matmul GFLOP/s in the same run.
 
 Threads: OMP_WAIT_POLICY=PASSIVE is set before torch is imported (or OpenMP's spinning threads
 fight OpenBLAS's on 2 cores), torch.set_num_threads(2), OPENBLAS_NUM_THREADS=2 (unless set).
@@ -39,7 +48,7 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede `import torch`
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
-CONFIGS = ["transformer_layer", "tanh_rnn", "lstm", "bahdanau_seq2seq", "sdpa", "matmul"]
+CONFIGS = ["transformer_layer", "tanh_rnn", "lstm", "bahdanau_seq2seq", "sdpa", "matmul", "char_gpt", "gpt2_small"]
 
 
 def rss_mb():
@@ -61,8 +70,8 @@ def run_config(name, warmup, steps):
     torch.manual_seed(0)
     flops = 0.0
 
-    def trained(model, loss_fn):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    def trained(model, loss_fn, opt=None):
+        opt = opt or torch.optim.Adam(model.parameters(), lr=1e-3)
 
         def step():
             loss = loss_fn()
@@ -133,6 +142,42 @@ def run_config(name, warmup, steps):
             w = torch.softmax(torch.matmul(q * scale, k.transpose(-2, -1)), -1)
             torch.matmul(w, v).sum().backward()
             q.grad = k.grad = v.grad = None
+    elif name in ("char_gpt", "gpt2_small"):
+        # nn::GPT's layout: token + learned position embeddings, pre-LN encoder layers with a causal
+        # mask and GELU (tanh), a final LayerNorm, the head (tied to the token embedding for GPT-2).
+        V, block, D, H, L, tie, B, T = ((65, 64, 128, 4, 4, False, 12, 64) if name == "char_gpt"
+                                        else (50304, 1024, 768, 12, 12, True, 4, 64))
+
+        class GPT(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.tok_emb = nn.Embedding(V, D)
+                self.pos_emb = nn.Embedding(block, D)
+                gelu = lambda x: F.gelu(x, approximate="tanh")
+                self.blocks = nn.ModuleList(
+                    nn.TransformerEncoderLayer(D, H, 4 * D, dropout=0.0, activation=gelu, batch_first=True, norm_first=True)
+                    for _ in range(L))
+                self.norm = nn.LayerNorm(D)
+                self.lm_head = nn.Linear(D, V, bias=not tie)
+                if tie:
+                    self.lm_head.weight = self.tok_emb.weight
+
+            def forward(self, ids):
+                t = ids.shape[1]
+                x = self.tok_emb(ids) + self.pos_emb(torch.arange(t))
+                mask = torch.triu(torch.full((t, t), float("-inf")), 1)
+                for block_ in self.blocks:
+                    x = block_(x, src_mask=mask)
+                return self.lm_head(self.norm(x))
+
+        model = GPT()
+        ids = torch.randint(0, V, (B, T))
+        targets = torch.randint(0, V, (B * T,))
+
+        def loss_fn():
+            return F.cross_entropy(model(ids).reshape(-1, V), targets)
+        step = trained(model, loss_fn, torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8,
+                                                         weight_decay=0.0))
     elif name == "matmul":
         n = 1024
         a, b = torch.randn(n, n), torch.randn(n, n)
@@ -230,8 +275,16 @@ def print_ratios(ours, torch_results, rounds=None):
         ow, tw = o.get("working_set_MB", float("nan")), t["working_set_MB"]
         line = (f"{name:<18} {om:>10.2f} {tm:>10.2f} {om / tm:>10.2f}x   {ow:>8.1f} {tw:>9.1f} "
                 f"{(ow / tw if tw > 0 else float('nan')):>10.2f}x")
-        if "GFLOP/s" in o and "GFLOP/s" in t:
-            line += f"   GFLOP/s {o['GFLOP/s']:.1f} vs {t['GFLOP/s']:.1f}"
+        if name == "matmul" and "GFLOP/s" in o and "GFLOP/s" in t:
+            line += f"   sgemm GFLOP/s {o['GFLOP/s']:.1f} vs {t['GFLOP/s']:.1f}"
+        elif "model_GFLOP" in o:
+            # Model FLOPs utilisation: bench_steps.cpp's count of the step's FLOPs (the same model for
+            # both) over each side's step time, as a share of each side's own sgemm rate (matmul).
+            line += f"   model GFLOP/s {o['model_GFLOP'] / om * 1e3:.1f} vs {o['model_GFLOP'] / tm * 1e3:.1f}"
+            om_ = ours.get("matmul", {}).get("GFLOP/s")
+            tm_ = torch_results.get("matmul", {}).get("GFLOP/s")
+            if om_ and tm_:
+                line += f", MFU {100 * o['model_GFLOP'] / om * 1e3 / om_:.0f}% vs {100 * o['model_GFLOP'] / tm * 1e3 / tm_:.0f}%"
         if rounds and name in rounds:
             line += "   per round: " + ", ".join(f"{r:.2f}x" for r in rounds[name])
         print(line)
