@@ -234,19 +234,25 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
       const T* l = lsm.ptr<T>();
       const T* g = self.grad->ptr<T>();
       T* d = gx->data();
-      for (std::size_t r = 0; r < rows; ++r) {
-        const auto y = tg[r];
-        if (y == o.ignore_index) continue;
-        const double scale = o.reduction == Reduction::none ? double(g[r])
-                             : o.reduction == Reduction::sum ? double(g[0])
-                             : denom != 0                    ? double(g[0]) / denom
-                                                             : 0.0;
-        const double a_y = -(1 - ls) * w[std::size_t(y)], a_sum = a_y - ls / double(C) * w_sum;
-        for (std::size_t c = 0; c < C; ++c) {
-          const double a_c = -ls / double(C) * w[c] + (c == std::size_t(y) ? a_y : 0.0);
-          d[r * C + c] += T(scale * (a_c - std::exp(double(l[r * C + c])) * a_sum));
+      auto scale_of = [&](std::size_t r) {
+        return o.reduction == Reduction::none ? double(g[r])
+               : o.reduction == Reduction::sum ? double(g[0])
+               : denom != 0                    ? double(g[0]) / denom
+                                               : 0.0;
+      };
+      // Rows are independent: split over threads (Note [threads] in kernels.hpp; the same bits).
+      kernels::parallel_for(rows, C, 1, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t r = begin; r < end; ++r) {
+          const auto y = tg[r];
+          if (y == o.ignore_index) continue;
+          const double scale = scale_of(r);
+          const double a_y = -(1 - ls) * w[std::size_t(y)], a_sum = a_y - ls / double(C) * w_sum;
+          for (std::size_t c = 0; c < C; ++c) {
+            const double a_c = -ls / double(C) * w[c] + (c == std::size_t(y) ? a_y : 0.0);
+            d[r * C + c] += T(scale * (a_c - std::exp(double(l[r * C + c])) * a_sum));
+          }
         }
-      }
+      });
     });
   });
 }

@@ -31,6 +31,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ag/ops.hpp"
 #include "hwy/targets.h"
 #include "kernels/kernels.hpp"
 #include "kernels/scalar.hpp"
@@ -805,6 +806,69 @@ BOOST_AUTO_TEST_CASE(cap_simd_target_limits_the_dispatch) {
   }
   hwy::DisableTargets(0);
   BOOST_TEST(k::simd_target() == best);
+}
+
+// Note [threads]: above kParallelGrain elements the streaming kernels split their buffers over
+// threads; every element or row is computed as on one thread, so 1, 2 and 3 threads give the same
+// bits. Sizes just past the grain and odd, so that the chunks end mid-vector.
+BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  auto random = [&](std::size_t n) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = normal(rng);
+    return v;
+  };
+  const std::size_t n = k::kParallelGrain + 4099, rows = 1001, cols = 301;
+  const std::vector<float> grad = random(n), x = random(rows * cols), dy = random(rows * cols);
+  const std::vector<float> param0 = random(n);
+  std::vector<std::vector<float>> adam, softmax, log_softmax, softmax_back, log_softmax_back;
+  for (std::size_t threads : {1, 2, 3}) {
+    k::set_num_threads(threads);
+    BOOST_TEST(k::num_threads() == threads);
+    std::vector<float> p = param0, m(n, 0.f), v(n, 0.f);
+    for (std::int64_t step = 1; step <= 2; ++step)
+      k::adam_update(p.data(), m.data(), v.data(), grad.data(), n, {.lr = 1e-2, .weight_decay = 0.1, .decoupled = true, .step = step});
+    adam.push_back(p);
+    std::vector<float> y(rows * cols), ly(rows * cols), dx(rows * cols, 0.5f), ldx(rows * cols, 0.5f);
+    k::softmax_rows(y.data(), x.data(), rows, cols);
+    k::log_softmax_rows(ly.data(), x.data(), rows, cols);
+    k::softmax_backward_rows(dx.data(), y.data(), dy.data(), rows, cols);
+    k::log_softmax_backward_rows(ldx.data(), ly.data(), dy.data(), rows, cols);
+    softmax.push_back(y), log_softmax.push_back(ly), softmax_back.push_back(dx), log_softmax_back.push_back(ldx);
+  }
+  k::set_num_threads(0);
+  for (std::size_t t = 1; t < 3; ++t) {
+    BOOST_TEST((adam[t] == adam[0]), "adam_update, " << t + 1 << " threads");
+    BOOST_TEST((softmax[t] == softmax[0]), "softmax_rows, " << t + 1 << " threads");
+    BOOST_TEST((log_softmax[t] == log_softmax[0]), "log_softmax_rows, " << t + 1 << " threads");
+    BOOST_TEST((softmax_back[t] == softmax_back[0]), "softmax_backward_rows, " << t + 1 << " threads");
+    BOOST_TEST((log_softmax_back[t] == log_softmax_back[0]), "log_softmax_backward_rows, " << t + 1 << " threads");
+  }
+  BOOST_TEST(adam[0] != param0);  // the update did something
+}
+
+// cross_entropy's backward splits its rows over threads too (with ignored rows and weights).
+BOOST_AUTO_TEST_CASE(cross_entropy_backward_threads_give_the_same_bits) {
+  const std::size_t rows = 300, classes = 1001;
+  ag::Generator gen(3);
+  const ag::Tensor logits = ag::randn({rows, classes}, gen);
+  std::vector<std::int64_t> targets(rows);
+  for (std::size_t r = 0; r < rows; ++r) targets[r] = r % 7 == 0 ? -100 : std::int64_t((r * 37) % classes);
+  std::vector<std::vector<double>> grads;
+  for (std::size_t threads : {1, 2}) {
+    k::set_num_threads(threads);
+    for (double smoothing : {0.0, 0.1}) {
+      ag::Tensor x = logits.detach();
+      x.requires_grad_();
+      ag::cross_entropy(x, ag::Indices(targets, {rows}), {.label_smoothing = smoothing}).backward();
+      grads.push_back(x.grad().to_vector());
+    }
+  }
+  k::set_num_threads(0);
+  BOOST_TEST((grads[2] == grads[0]));
+  BOOST_TEST((grads[3] == grads[1]));
+  BOOST_TEST((grads[0] != grads[1]));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -23,6 +23,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
@@ -542,6 +544,27 @@ bool cap_simd_target_from_env() {
 [[maybe_unused]] const bool g_simd_capped = cap_simd_target_from_env();
 }  // namespace
 
+// Note [threads] (kernels.hpp): the count, and the split.
+namespace {
+std::size_t g_threads_set = 0;  // set_num_threads; 0 = from the environment
+std::size_t threads_from_env() {
+  for (const char* name : {"ATTNLAB_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
+    const char* v = std::getenv(name);
+    if (v && *v) {
+      const long n = std::strtol(v, nullptr, 10);
+      if (n >= 1) return std::size_t(n);
+    }
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+}  // namespace
+
+std::size_t num_threads() {
+  static const std::size_t from_env = threads_from_env();
+  return g_threads_set ? g_threads_set : from_env;
+}
+void set_num_threads(std::size_t n) { g_threads_set = n; }
+
 #define AG_EXPORT(Kernel) \
   HWY_EXPORT(Kernel##F32);  \
   HWY_EXPORT(Kernel##F64);
@@ -589,16 +612,26 @@ AG_EXPORT(AdamUpdate)
   template <> T sum<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Sum##S)(x, n); }               \
   template <> T max<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Max##S)(x, n); }               \
   template <> void softmax_rows<T>(T* y, const T* x, std::size_t rows, std::size_t cols) {                     \
-    HWY_DYNAMIC_DISPATCH(SoftmaxRows##S)(y, x, rows, cols);                                                    \
+    parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
+      HWY_DYNAMIC_DISPATCH(SoftmaxRows##S)(y + b * cols, x + b * cols, e - b, cols);                             \
+    });                                                                                                        \
   }                                                                                                            \
   template <> void log_softmax_rows<T>(T* y, const T* x, std::size_t rows, std::size_t cols) {                 \
-    HWY_DYNAMIC_DISPATCH(LogSoftmaxRows##S)(y, x, rows, cols);                                                 \
+    parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
+      HWY_DYNAMIC_DISPATCH(LogSoftmaxRows##S)(y + b * cols, x + b * cols, e - b, cols);                          \
+    });                                                                                                        \
   }                                                                                                            \
   template <> void softmax_backward_rows<T>(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) { \
-    HWY_DYNAMIC_DISPATCH(SoftmaxBackwardRows##S)(dx, y, dy, rows, cols);                                       \
+    parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
+      const std::size_t o = b * cols;                                                                          \
+      HWY_DYNAMIC_DISPATCH(SoftmaxBackwardRows##S)(dx + o, y + o, dy + o, e - b, cols);                          \
+    });                                                                                                        \
   }                                                                                                            \
   template <> void log_softmax_backward_rows<T>(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) { \
-    HWY_DYNAMIC_DISPATCH(LogSoftmaxBackwardRows##S)(dx, y, dy, rows, cols);                                    \
+    parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
+      const std::size_t o = b * cols;                                                                          \
+      HWY_DYNAMIC_DISPATCH(LogSoftmaxBackwardRows##S)(dx + o, y + o, dy + o, e - b, cols);                       \
+    });                                                                                                        \
   }                                                                                                            \
   template <> void layer_norm_rows<T>(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta,      \
                                       std::size_t rows, std::size_t cols, T eps) {                             \
@@ -610,7 +643,9 @@ AG_EXPORT(AdamUpdate)
     HWY_DYNAMIC_DISPATCH(LayerNormBackwardRows##S)(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, rows, cols);   \
   }                                                                                                            \
   template <> void adam_update<T>(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p) {   \
-    HWY_DYNAMIC_DISPATCH(AdamUpdate##S)(param, m, v, grad, n, p);                                              \
+    parallel_for(n, 1, 64, [&](std::size_t b, std::size_t e) {                                                   \
+      HWY_DYNAMIC_DISPATCH(AdamUpdate##S)(param + b, m + b, v + b, grad + b, e - b, p);                          \
+    });                                                                                                        \
   }
 AG_DISPATCH(float, F32)
 AG_DISPATCH(double, F64)

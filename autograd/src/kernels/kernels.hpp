@@ -3,8 +3,11 @@
 // dispatch (kernels.cc). Each has a plain scalar twin in scalar.hpp that the tests compare it
 // with. Signatures: outputs first, then inputs, then sizes. "acc"/"_backward" kernels ADD into
 // their output (dx += ...), since gradients accumulate. Callers never see SIMD types.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 namespace ag::kernels {
 
@@ -69,5 +72,33 @@ template <class T> void layer_norm_backward_rows(T* dx, T* dgamma, T* dbeta, con
                               std::size_t cols);
 // one Adam/AdamW step on a parameter vector, updating m and v in place
 template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p);
+
+// Note [threads]: the kernels above that stream through large buffers while BLAS is idle
+// (adam_update, the softmax and log-softmax rows and their backward) and cross-entropy's backward
+// split them into contiguous chunks of elements or rows, one per thread, when there are at least
+// kParallelGrain elements. Each element or row is computed exactly as on one thread, so results
+// are identical bit for bit with any thread count. The count: $ATTNLAB_NUM_THREADS, else
+// $OPENBLAS_NUM_THREADS (the lessons and the tests set 1: one thread, as their timings assume),
+// else the machine's cores.
+std::size_t num_threads();
+void set_num_threads(std::size_t n);  // 0: back to the environment's count
+inline constexpr std::size_t kParallelGrain = std::size_t(1) << 18;  // below it a thread costs more than it saves
+
+// f(begin, end) over [0, n) units of `unit_size` elements each, in contiguous chunks, one per
+// thread (this thread takes the first); chunk starts are multiples of `align` units. f must not throw.
+template <class F>
+void parallel_for(std::size_t n, std::size_t unit_size, std::size_t align, F&& f) {
+  const std::size_t threads = std::min(num_threads(), n * unit_size / kParallelGrain);
+  if (threads <= 1 || n < 2) {
+    f(std::size_t(0), n);
+    return;
+  }
+  std::size_t chunk = (n + threads - 1) / threads;
+  chunk = (chunk + align - 1) / align * align;
+  std::vector<std::thread> workers;
+  for (std::size_t b = chunk; b < n; b += chunk) workers.emplace_back([&f, b, e = std::min(n, b + chunk)] { f(b, e); });
+  f(std::size_t(0), std::min(n, chunk));
+  for (auto& w : workers) w.join();
+}
 
 }  // namespace ag::kernels
