@@ -71,27 +71,16 @@ struct Variance {
   double with_baseline = 0, without = 0, exact_sq = 0;
 };
 
-std::vector<double> score_gradient(lab::RetrievalReader& m, const Tensor& loss) {
-  m.zero_grad();
-  loss.backward();
-  std::vector<double> g;
-  for (const Tensor& p : m.score_parameters()) {
-    const std::vector<double> v = p.grad().to_vector();
-    g.insert(g.end(), v.begin(), v.end());
-  }
-  return g;
-}
-
 Variance measure_variance(lab::RetrievalReader& m, const lab::RetrievalBatch& batch, double baseline, const Settings& s,
                           std::uint64_t seed) {
   Variance v;
-  for (double g : score_gradient(m, lab::expected_loss(m, batch, s.entropy_bonus))) v.exact_sq += g * g;
+  for (double g : lab::score_gradient(m, lab::expected_loss(m, batch, s.entropy_bonus))) v.exact_sq += g * g;
   for (int with = 0; with < 2; ++with) {
     ag::Generator draws(seed);  // the same draws for both: only the baseline differs
     std::vector<double> sum, sum_sq;
     for (std::size_t i = 0; i < s.variance_draws; ++i) {
       const lab::HardAttentionStep step = lab::hard_attention_step(m, batch, draws, with ? baseline : 0.0, s.entropy_bonus);
-      const std::vector<double> g = score_gradient(m, step.loss);
+      const std::vector<double> g = lab::score_gradient(m, step.loss);
       sum.resize(g.size()), sum_sq.resize(g.size());
       for (std::size_t j = 0; j < g.size(); ++j) sum[j] += g[j], sum_sq[j] += g[j] * g[j];
     }

@@ -119,6 +119,17 @@ void MovingAverageBaseline::update(const std::vector<double>& reward) {
   started_ = true;
 }
 
+std::vector<double> score_gradient(RetrievalReader& m, const Tensor& loss) {
+  m.zero_grad();
+  loss.backward();
+  std::vector<double> g;
+  for (const Tensor& p : m.score_parameters()) {
+    const std::vector<double> v = p.grad().to_vector();
+    g.insert(g.end(), v.begin(), v.end());
+  }
+  return g;
+}
+
 double accuracy(const Tensor& logits, const RetrievalBatch& b) {
   return double(count_correct(logits, b.targets)) / double(b.size());
 }

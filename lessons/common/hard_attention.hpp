@@ -91,6 +91,10 @@ class MovingAverageBaseline {
   bool started_ = false;
 };
 
+// Runs loss.backward() from zeroed gradients and returns the gradient of m.score_parameters() as
+// one flat vector: one estimate, for measuring the spread of REINFORCE's estimates.
+std::vector<double> score_gradient(RetrievalReader& m, const Tensor& loss);
+
 // Accuracy of logits [B, V] against the batch's targets.
 double accuracy(const Tensor& logits, const RetrievalBatch& b);
 // The position of the largest score in each row (the first on ties): hard attention's read at

@@ -35,18 +35,7 @@ void check_reader(const std::string& what, lab::RetrievalReader& m, F f) {
   BOOST_TEST(r.ok, what << ": " << r.report);
 }
 
-// The score parameters' gradient after loss.backward(), as one flat vector.
-std::vector<double> score_gradient(lab::RetrievalReader& m, const Tensor& loss) {
-  m.zero_grad();
-  loss.backward();
-  std::vector<double> g;
-  for (const Tensor& p : m.score_parameters()) {
-    const std::vector<double> v = p.grad().to_vector();
-    g.insert(g.end(), v.begin(), v.end());
-  }
-  return g;
-}
-
+// Overwrites a parameter's values.
 void set(Tensor& t, const std::vector<double>& v) { t.array() = ag::tensor(v, t.shape(), {.dtype = t.dtype()}).array(); }
 
 }  // namespace
@@ -104,7 +93,7 @@ BOOST_AUTO_TEST_CASE(known_values) {
 BOOST_AUTO_TEST_CASE(estimator_is_unbiased_and_the_baseline_cuts_its_variance) {
   Small s;
   const double entropy_bonus = 0.1;
-  const std::vector<double> exact = score_gradient(s.reader, lab::expected_loss(s.reader, s.batch, entropy_bonus));
+  const std::vector<double> exact = lab::score_gradient(s.reader, lab::expected_loss(s.reader, s.batch, entropy_bonus));
   const double mean_reward = -lab::expected_loss(s.reader, s.batch, 0.0).item();
   const std::size_t M = 8000, P = exact.size();
   std::vector<double> variance_total(2);
@@ -113,7 +102,7 @@ BOOST_AUTO_TEST_CASE(estimator_is_unbiased_and_the_baseline_cuts_its_variance) {
     std::vector<double> sum(P), sum_sq(P);
     for (std::size_t i = 0; i < M; ++i) {
       const lab::HardAttentionStep step = lab::hard_attention_step(s.reader, s.batch, draws, with_baseline ? mean_reward : 0.0, entropy_bonus);
-      const std::vector<double> g = score_gradient(s.reader, step.loss);
+      const std::vector<double> g = lab::score_gradient(s.reader, step.loss);
       for (std::size_t j = 0; j < P; ++j) sum[j] += g[j], sum_sq[j] += g[j] * g[j];
     }
     double worst_z = 0;
