@@ -4,15 +4,16 @@
 // the same distribution and reads only that value. The draw has no gradient, so the scores learn
 // from a policy gradient: log a_{n*} times how much better than usual the read did. This lesson
 // trains both on key/value retrieval (lab::RetrievalTask: the value stored under a query key among
-// 16 pairs), side by side from the same initial weights and batches, and measures
+// N = 64 pairs), side by side from the same initial weights and batches, and measures
 //   1) held-out accuracy against training steps: soft, hard with a moving-average baseline, hard
 //      without one (the entropy bonus in both hard runs);
 //   2) the variance of hard attention's gradient estimate, with and without the baseline, from
-//      repeated draws at fixed weights, against the exact gradient (a sum over all 16 reads);
-//   3) the cost of a read at inference: one value against all of them.
+//      repeated draws at fixed weights, against the exact gradient (a sum over all N reads);
+//   3) the cost of a read at inference: one value against all of them;
+//   4) steps to 0.9 against N = 16 to 128.
 // The reader and the estimator: lessons/common/hard_attention.hpp.
 //
-// Shape legend: B batch, N key/value pairs (16), K key symbols (32), V value symbols (16), D width (32).
+// Shape legend: B batch, N key/value pairs (64; --pairs), K key symbols (2 N), V value symbols (16), D width (32).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -58,8 +59,8 @@ struct Settings {
   double baseline_decay = 0.9;
   std::size_t variance_draws = 200;  // one-draw estimates per variance measurement
   std::vector<std::int64_t> variance_at;  // steps at which the hard learner's estimate is measured
-  lab::RetrievalOptions task{.pairs = 16, .keys = 32, .values = 16, .batch_size = 32};
-  lab::RetrievalReaderOptions reader{.keys = 32, .values = 16, .d_model = 32};
+  lab::RetrievalOptions task{.pairs = 64, .keys = 128, .values = 16, .batch_size = 32};  // pairs and keys: set in main
+  lab::RetrievalReaderOptions reader{.keys = 128, .values = 16, .d_model = 32};
 };
 
 // The spread of one-draw estimates of the score parameters' gradient at fixed weights, on a fixed
@@ -152,6 +153,8 @@ Run train(Learner who, const Settings& s, std::uint64_t seed, const std::string&
     if (step % s.eval_every == 0) evaluate(step);
     if (step % 50 == 0 || step == s.steps) bar.update(step, {{"loss", loss}, {"held-out", r.accuracy.back()}});
   }
+  if (s.steps % s.eval_every != 0) evaluate(s.steps);  // the final accuracy is the final weights'
+  
   r.seconds = std::chrono::duration<double>(lab::thread_cpu_clock::now() - started).count();
   r.final_accuracy = r.accuracy.back();
   {
@@ -186,14 +189,19 @@ int main(int argc, char** argv) {
     if (!pairs_given) s.task.pairs = args.quick ? 32 : 64;
     s.task.keys = 2 * s.task.pairs, s.reader.keys = std::size_t(s.task.keys);
     if (args.quick) seeds = std::min<std::size_t>(seeds, 2);
-    s.variance_at = {s.steps / 30, s.steps / 10, s.steps / 5};
+    // Measured after the baseline has started (step >= 1), each step once.
+    for (std::int64_t at : {s.steps / 30, s.steps / 10, s.steps / 5})
+      if (at >= 1 && std::find(s.variance_at.begin(), s.variance_at.end(), at) == s.variance_at.end()) s.variance_at.push_back(at);
     const std::size_t N = std::size_t(s.task.pairs), D = s.reader.d_model, V = s.reader.values;
+    // The right pair with probability 1/N, else a value that matches by luck with probability 1/V.
+    const double random_read = 1.0 / double(N) + (1.0 - 1.0 / double(N)) / double(V);
     const lab::Chapter chapter(args);
     lab::Checks checks;
 
     const std::string setup = "Retrieval: " + std::to_string(N) + " key/value pairs per sequence (keys distinct, drawn from " +
                               std::to_string(s.task.keys) + " symbols; values from " + std::to_string(V) +
-                              ", chance accuracy " + fmt(1.0 / double(V)) + "); reader width D = " + std::to_string(D) + ", " +
+                              "; a guess scores " + fmt(1.0 / double(V)) + ", reading one pair at random " +
+                              fmt(random_read) + "); reader width D = " + std::to_string(D) + ", " +
                               lab::thousands(lab::RetrievalReader(s.reader, *std::make_unique<ag::Generator>(0)).num_parameters()) +
                               " parameters; " + std::to_string(s.steps) + " steps of Adam (lr " + plain(s.lr) +
                               ", batch 32) per learner; entropy bonus " + plain(s.entropy_bonus) +
@@ -275,7 +283,7 @@ int main(int argc, char** argv) {
                         std::string("lines lc rgb '") + colour[w] + "'", 3});
     const lab::PlotOptions po{.title = "Retrieval among " + std::to_string(N) + " pairs: held-out accuracy (" + seeds_word + ")",
                               .xlabel = "training step", .ylabel = "held-out accuracy", .ymin = 0.0, .ymax = 1.05,
-                              .hlines = {{1.0 / double(V), "chance"}}, .key = "center right"};
+                              .hlines = {{random_read, "one pair read at random"}}, .key = "center right"};
     lab::plot(args.path("accuracy.png"), curves, po);
     chapter.figure("accuracy.png");
     std::cout << "\nHeld-out accuracy, medians over " << seeds_word << ":\n";
@@ -388,7 +396,9 @@ int main(int argc, char** argv) {
       auto cell = [&](const lab::SeedStats& v) {
         return v.count([](double x) { return std::isnan(x); }) ? "not in " + std::to_string(s.steps) + " steps" : steps_range(v);
       };
-      hard_steps_at.push_back(hard_steps.median());
+      lab::SeedStats never_is_inf;  // a seed that never got there counts as the most steps
+      for (double v : hard_steps.values) never_is_inf.add(std::isnan(v) ? std::numeric_limits<double>::infinity() : v);
+      hard_steps_at.push_back(never_is_inf.median());
       scale.row({long(pairs), cell(soft_steps), cell(hard_steps), med_range(ratio) + "x"});
     }
     std::cout << "\n";
@@ -408,7 +418,7 @@ int main(int argc, char** argv) {
           steps_of(to90[kHard]) + "; both end at " + fmt(final_acc[kSoft].median()) + " and " + fmt(final_acc[kHard].median()) +
           " (medians). Without the baseline, hard attention reaches 0.9 in " + std::to_string(solved[kHardNoBaseline]) + " of " +
           std::to_string(n) + " seeds within " + std::to_string(s.steps) + " steps (final median " +
-          fmt(final_acc[kHardNoBaseline].median()) + ", chance " + fmt(1.0 / double(V)) + "). At step " +
+          fmt(final_acc[kHardNoBaseline].median()) + "; one pair read at random scores " + fmt(random_read) + "). At step " +
           std::to_string(s.variance_at[0]) + " one estimate without the baseline has a total variance " + fmt(cut[0].median()) +
           " times that of one with it (median over seeds). Hard attention skips the read of " + std::to_string(N - 1) + " of " +
           std::to_string(N) + " values, " + fmt(100 * saved, 2) + "% of this reader's multiply-adds per query: here the scores cost " +
@@ -440,11 +450,11 @@ int main(int argc, char** argv) {
     std::size_t argmax_not_worse = 0;
     for (const auto& r : runs) argmax_not_worse += r[kHard].final_accuracy >= r[kHard].sampled_accuracy;
     checks.expect(argmax_not_worse == n, "reading the argmax position is at least as accurate as reading a drawn one " + lab::in_seeds(argmax_not_worse, n));
-    bool grows = true;
-    for (std::size_t i = 1; i < hard_steps_at.size(); ++i) grows = grows && !(hard_steps_at[i] < hard_steps_at[i - 1]);
+    bool grows = !hard_steps_at.empty() && std::isfinite(hard_steps_at.front());  // "never" (inf) counts as the most steps
+    for (std::size_t i = 1; i < hard_steps_at.size(); ++i) grows = grows && hard_steps_at[i] >= hard_steps_at[i - 1];
     checks.expect(grows, "hard attention needs more steps as N grows (medians " + [&] {
       std::string t;
-      for (std::size_t i = 0; i < hard_steps_at.size(); ++i) t += (i ? ", " : "") + (std::isnan(hard_steps_at[i]) ? std::string("never") : std::to_string(std::lround(hard_steps_at[i])));
+      for (std::size_t i = 0; i < hard_steps_at.size(); ++i) t += (i ? ", " : "") + (std::isfinite(hard_steps_at[i]) ? std::to_string(std::lround(hard_steps_at[i])) : std::string("never"));
       return t;
     }() + " for N = " + [&] {
       std::string t;

@@ -127,8 +127,9 @@ class RecallTask {
 // Key/value retrieval (lesson 19): N pairs (key, value) and a query key; the target is the value
 // stored under the query. The N keys of a sequence are distinct symbols drawn from K; values are
 // drawn uniformly from V (they may repeat); the query is the key of a uniformly chosen pair. The
-// answer sits at one position and nothing else in the sequence tells it: a model must find that
-// position. Loss: cross-entropy over V classes; chance accuracy = 1/V.
+// answer sits at one position: a model must find it (guessing the row's most common value does a
+// little better than 1/V, since values repeat; reading a random pair scores 1/N + (1 - 1/N)/V).
+// Loss: cross-entropy over V classes; chance_accuracy() = 1/V, a guess that ignores the input.
 //   keys 3 9 1 4, values 0 5 5 2, query 1  ->  target 5 (position 2)
 struct RetrievalOptions {
   int pairs = 16;          // N (1 <= N <= keys)
