@@ -11,7 +11,7 @@ namespace lab {
 const char* shape_name(ShapeKind k) {
   switch (k) {
     case ShapeKind::square: return "square";
-    case ShapeKind::disc: return "disc";
+    case ShapeKind::circle: return "circle";
     case ShapeKind::triangle: return "triangle";
     case ShapeKind::plus: return "plus";
   }
@@ -25,10 +25,15 @@ std::array<bool, kShapeSize * kShapeSize> shape_bitmap(ShapeKind k) {
     for (int x = 0; x < S; ++x) {
       bool on = false;
       switch (k) {
+        // Every kind has 24 pixels: a model cannot tell kinds apart by how much of the image is lit.
         case ShapeKind::square: on = x == 0 || y == 0 || x == S - 1 || y == S - 1; break;  // outline
-        case ShapeKind::disc: on = (x - c) * (x - c) + (y - c) * (y - c) <= 10; break;       // radius ~3.2, filled
-        case ShapeKind::triangle: on = std::abs(x - c) <= y / 2; break;                      // apex up, filled
-        case ShapeKind::plus: on = x == c || y == c; break;                                  // one pixel wide
+        case ShapeKind::circle: {                                                             // outline, radius ~2.2 to 3.2
+          const int r2 = (x - c) * (x - c) + (y - c) * (y - c);
+          on = r2 >= 5 && r2 <= 10;
+          break;
+        }
+        case ShapeKind::triangle: on = y >= 1 && std::abs(x - c) <= y / 2; break;  // filled, apex up, rows 1 to 6
+        case ShapeKind::plus: on = x == 2 || x == 3 || y == 2 || y == 3; break;     // two pixels wide
       }
       b[std::size_t(y * S + x)] = on;
     }

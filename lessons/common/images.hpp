@@ -2,11 +2,13 @@
 // A small image task generated in code (lesson 20): "are the two marked shapes the same?"
 //
 // Each image is 32 x 32 grayscale (values in [0, 1], background 0 plus a little noise) with four
-// shapes of 7 x 7 pixels, each one of four kinds (square outline, disc, triangle, plus):
+// shapes of 7 x 7 pixels, each one of four kinds (square outline, circle outline, triangle, plus),
+// each of exactly 24 pixels, so that counting bright pixels says nothing about the kinds:
 //   - two MARKED shapes, drawn white (1.0): one in the left third of the image (columns 0 to 10),
 //     one in the right third (columns 21 to 31), at random rows and columns inside their third;
-//     every shape's top-left corner on a multiple of ImageTaskOptions::grid (4: on the patch grid
-//     of a ViT with 4 x 4 patches), so the left one starts at column 0 or 4, the right one at 24;
+//     every shape's top-left corner on a multiple of ImageTaskOptions::grid (default 2: the left
+//     one starts at column 0, 2 or 4, the right one at 22 or 24; 4: on the patch grid of a ViT
+//     with 4 x 4 patches, columns 0 or 4 and 24);
 //   - two unmarked distractors, drawn gray (0.45), anywhere else (any third), of random kinds.
 // No two shapes touch (a gap of at least one pixel). The label is 1 when the two marked shapes
 // are of the same kind, else 0.
@@ -15,8 +17,9 @@
 // each, in a shuffled order); the left marked kind is uniform, and the right one is the same kind
 // (label 1) or a uniform other kind (label 0). So each marked shape on its own is uniform whatever
 // the label (the left one is independent of it, and so is the right one), and the distractors
-// are drawn independently of it: nothing but the pair of marked shapes, 14 or more columns
-// apart, says what the label is. A model that reads one region scores 50% at best.
+// are drawn independently of it, and every kind lights as many pixels: nothing but the pair of
+// marked shapes, 12 or more columns apart, says what the label is. A model that reads one region
+// scores 50% at best.
 //
 // Deterministic for a seed: make_shape_pairs(n, seed) draws every image from one generator seeded
 // with derive_seed(seed, kTrainStream); a held-out set is the same call with another seed.
@@ -30,7 +33,7 @@
 
 namespace lab {
 
-enum class ShapeKind { square, disc, triangle, plus };
+enum class ShapeKind { square, circle, triangle, plus };
 inline constexpr std::size_t kShapeKinds = 4;
 inline constexpr std::size_t kImageSize = 32;   // pixels per side
 inline constexpr std::size_t kShapeSize = 7;    // each shape's box, pixels per side
@@ -38,7 +41,7 @@ inline constexpr float kMarkedValue = 1.0f;     // marked shapes: white
 inline constexpr float kDistractorValue = 0.45f;  // distractors: gray
 inline constexpr std::size_t kLeftEnd = 11;     // the left third: columns 0 .. 10
 inline constexpr std::size_t kRightStart = 21;  // the right third: columns 21 .. 31
-const char* shape_name(ShapeKind k);            // "square", "disc", "triangle", "plus"
+const char* shape_name(ShapeKind k);            // "square", "circle", "triangle", "plus"
 
 // The shape's 7 x 7 bitmap, row by row: true where it is drawn.
 std::array<bool, kShapeSize * kShapeSize> shape_bitmap(ShapeKind k);

@@ -67,8 +67,15 @@ Tensor VisionTransformer::forward(const Tensor& images) {
 
 std::vector<Tensor> VisionTransformer::attention() const {
   std::vector<Tensor> w;
-  for (const auto& layer : encoder->layers)
-    if (layer->last_attention().defined()) w.push_back(layer->last_attention());
+  for (std::size_t i = 0; i < encoder->layers.size(); ++i) {
+    const Tensor a = encoder->layers[i]->last_attention();
+    if (!a.defined()) {
+      if (i == 0) return {};  // no forward yet
+      // A rollout over fewer than all layers would be silently wrong.
+      ag::fail("VisionTransformer::attention: layer ", i, " kept no weights (only naive attention keeps them)");
+    }
+    w.push_back(a);
+  }
   return w;
 }
 

@@ -61,7 +61,8 @@ class VisionTransformer : public Module {
   Tensor features(const Tensor& images);
   // The attention weights of every layer in the last forward, first layer first, each
   // [B, heads, N+1, N+1] (rows: queries, row 0 the class token; columns: keys, column 0 the class
-  // token, column 1 + n patch n). Empty before the first forward.
+  // token, column 1 + n patch n). Empty before the first forward. Errors: a layer that kept no
+  // weights (an attention kind other than naive).
   std::vector<Tensor> attention() const;
 
   std::size_t num_patches() const { return grid_ * grid_; }  // N
