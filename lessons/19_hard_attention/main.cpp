@@ -387,7 +387,10 @@ int main(int argc, char** argv) {
         const std::uint64_t seed = args.seed + k;
         const std::string label = "N = " + std::to_string(pairs) + ", seed " + std::to_string(seed);
         const auto steps_of = [&](Learner w) {
-          const std::int64_t at = train(w, t, seed, label).steps_to_90;
+          // At the main run's N its learners of this seed are the same runs (the variance
+          // measurements draw from their own generators): reuse them instead of training again.
+          const bool trained = pairs == s.task.pairs && k < runs.size();
+          const std::int64_t at = trained ? runs[k][w].steps_to_90 : train(w, t, seed, label).steps_to_90;
           return at < 0 ? NAN : double(at);
         };
         const double a = steps_of(kSoft), b = steps_of(kHard);
