@@ -113,7 +113,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
   const Shape shape = detail::broadcast_shapes("add", a.shape(), b.shape());
   return make_result("add", binary_array(Bin::add, a.array(), b.array(), shape), {a, b}, [](Node& self) {
     self.accumulate(0, *self.grad);  // d(a+b)/da = 1
-    self.accumulate(1, *self.grad);  // d(a+b)/db = 1
+    // d(a+b)/db = 1; the engine drops self.grad after this rule unless it is kept: hand it over
+    if (self.retains_grad) self.accumulate(1, *self.grad);
+    else self.accumulate(1, std::move(*self.grad));
   });
 }
 

@@ -171,12 +171,26 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   });
 }
 
+// One entry of log_softmax(x) from its row's statistics, as log_softmax_rows computes it (the same
+// bits: (x - m) - log_sum in T); a row that is all -inf has log-probabilities -inf.
+namespace {
+template <class T>
+T log_softmax_entry(T x, T m, T log_sum) {
+  return m == -std::numeric_limits<T>::infinity() ? m : (x - m) - log_sum;
+}
+}  // namespace
+
 // cross_entropy, fused with its log_softmax (PyTorch's formula, with label smoothing ls and class
 // weights w; see ops.hpp). For row r with target y and log-probabilities l = log_softmax(x_r):
 //   loss_r = sum_c a_c l_c,  a_c = -(1 - ls) w_y [c = y] - (ls / C) w_c
 // and since dl_c/dx_k = [c = k] - p_k:  dloss_r/dx_k = a_k - p_k sum_c a_c. Without smoothing or
 // weights that is the familiar loss_r = -l_y and gradient softmax - onehot(y).
 // The mean divides by sum_r w_{y_r} over the rows not ignored (the count of them without weights).
+// Note [cross-entropy memory]: over a large vocabulary (GPT-2: [256, 50304], 51.5 MB in float32)
+// the op keeps two numbers per row, the max m and log_sum, not the [rows, C] log-softmax: forward
+// and backward recompute l_c = (x_c - m) - log_sum from the logits the graph keeps anyway, the
+// same bits as log_softmax_rows writes. Its backward writes a new gradient slot instead of zeroing
+// and adding to it. So the op holds one [rows, C] array at backward (the gradient), as PyTorch's.
 Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyOptions o) {
   detail::check_defined("cross_entropy", logits);
   if (logits.dim() == 0) fail("cross_entropy: logits must be [..., classes], got a 0-d tensor");
@@ -200,22 +214,24 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
   double denom = 0;  // the mean's divisor
   for (auto t : targets.values)
     if (t != o.ignore_index) denom += w[std::size_t(t)];
-  Array lsm = Array::empty(logits.dtype(), Shape{rows, C});
+  Array stats = Array::empty(logits.dtype(), Shape{2, rows});  // row maxima, then log_sums (Note [cross-entropy memory])
   Array out = Array::empty(logits.dtype(), o.reduction == Reduction::none ? lead : Shape{});  // every entry written below
   dispatch(logits.dtype(), [&](auto t) {
     using T = decltype(t);
-    kernels::log_softmax_rows(lsm.ptr<T>(), logits.array().ptr<T>(), rows, C);
-    const T* l = lsm.ptr<T>();
+    const T* x = logits.array().ptr<T>();
+    const T *m = stats.ptr<T>(), *log_s = m + rows;
+    kernels::log_softmax_stats_rows(stats.ptr<T>(), stats.ptr<T>() + rows, x, rows, C);
     T* dst = out.ptr<T>();
     double total = 0;
     for (std::size_t r = 0; r < rows; ++r) {
       const auto y = targets.values[r];
+      auto l = [&](std::size_t c) { return log_softmax_entry(x[r * C + c], m[r], log_s[r]); };
       double loss = 0;
       if (y != o.ignore_index) {
-        loss = -(1 - ls) * w[std::size_t(y)] * double(l[r * C + std::size_t(y)]);
+        loss = -(1 - ls) * w[std::size_t(y)] * double(l(std::size_t(y)));
         if (ls != 0) {  // only then: a class at -inf (l_c = -inf) must not turn 0 * -inf into NaN
           double smooth = 0;
-          for (std::size_t c = 0; c < C; ++c) smooth -= w[c] * double(l[r * C + c]);
+          for (std::size_t c = 0; c < C; ++c) smooth -= w[c] * double(l(c));
           loss += ls / double(C) * smooth;
         }
       }
@@ -226,12 +242,14 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
     if (o.reduction == Reduction::mean) dst[0] = denom != 0 ? T(total / denom) : T(0);  // every target ignored: 0, no NaN
   });
   return make_result("cross_entropy", std::move(out), {logits},
-                     [lsm = std::move(lsm), tg = targets.values, o, w = std::move(w), w_sum, ls, denom, rows, C](Node& self) {
+                     [stats = std::move(stats), tg = targets.values, o, w = std::move(w), w_sum, ls, denom, rows, C](Node& self) {
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
-      auto* gx = self.input_grad<T>(0);
+      bool fresh = false;  // a new slot: every entry is written, ignored rows with zeros
+      auto* gx = self.input_grad<T>(0, fresh);
       if (!gx) return;
-      const T* l = lsm.ptr<T>();
+      const T* x = self.inputs[0]->data.ptr<T>();
+      const T *m = stats.ptr<T>(), *log_s = m + rows;
       const T* g = self.grad->ptr<T>();
       T* d = gx->data();
       auto scale_of = [&](std::size_t r) {
@@ -243,13 +261,18 @@ Tensor cross_entropy(const Tensor& logits, const Indices& targets, CrossEntropyO
       // Rows are independent: split over threads (Note [threads] in kernels.hpp; the same bits).
       kernels::parallel_for(rows, C, 1, [&](std::size_t begin, std::size_t end) {
         for (std::size_t r = begin; r < end; ++r) {
+          T* dr = d + r * C;
           const auto y = tg[r];
-          if (y == o.ignore_index) continue;
+          if (y == o.ignore_index) {
+            if (fresh) std::fill(dr, dr + C, T(0));
+            continue;
+          }
           const double scale = scale_of(r);
           const double a_y = -(1 - ls) * w[std::size_t(y)], a_sum = a_y - ls / double(C) * w_sum;
           for (std::size_t c = 0; c < C; ++c) {
             const double a_c = -ls / double(C) * w[c] + (c == std::size_t(y) ? a_y : 0.0);
-            d[r * C + c] += T(scale * (a_c - std::exp(double(l[r * C + c])) * a_sum));
+            const T v = T(scale * (a_c - std::exp(double(log_softmax_entry(x[r * C + c], m[r], log_s[r]))) * a_sum));
+            dr[c] = fresh ? v + T(0) : dr[c] + v;  // + 0: the bits of adding into a zeroed slot (-0 becomes +0)
           }
         }
       });

@@ -24,11 +24,19 @@ using detail::make_result;
 
 namespace {
 
-// Same data, new shape: forward copies, backward adds the flat gradient straight back.
+// Same data, new shape: forward copies; backward passes the flat gradient straight back (moved,
+// not copied, unless the output keeps its .grad).
 Tensor reshape_to(const char* op, const Tensor& x, const Shape& shape) {
   Array out = x.array();
   dispatch(out.dtype(), [&](auto t) { out.as<decltype(t)>().reshape(shape); });
   return make_result(op, std::move(out), {x}, [](Node& self) {
+    if (!self.retains_grad) {  // the engine drops self.grad after this rule: hand it on, reshaped, without a copy
+      Array g = std::move(*self.grad);
+      const Shape& in_shape = self.inputs[0]->data.shape();
+      dispatch(g.dtype(), [&](auto t) { g.as<decltype(t)>().reshape(in_shape); });
+      self.accumulate(0, std::move(g));
+      return;
+    }
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
       if (auto* gx = self.input_grad<T>(0)) kernels::acc(gx->data(), self.grad->ptr<T>(), self.data.size());
@@ -151,6 +159,45 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
   const std::ptrdiff_t offset = std::ptrdiff_t(a) * st[ax];
   st[ax] *= step;
   return strided_view("slice", x, s, offset, st);
+}
+
+Tensor split_heads(const Tensor& x, std::size_t num_heads, std::size_t head_dim, std::size_t offset) {
+  detail::check_defined("split_heads", x);
+  if (x.dim() != 3) fail("split_heads: x must be [batch, time, features], got ", shape_str(x.shape()));
+  const std::size_t B = x.shape()[0], T = x.shape()[1], C = x.shape()[2];
+  if (num_heads == 0 || head_dim == 0)
+    fail("split_heads: ", num_heads, " heads of width ", head_dim, " (both must be at least 1; x ", shape_str(x.shape()), ")");
+  if (offset + num_heads * head_dim > C)
+    fail("split_heads: ", num_heads, " heads of width ", head_dim, " from feature ", offset, " need ", offset + num_heads * head_dim,
+         " features, x ", shape_str(x.shape()), " has ", C);
+  // element (b, h, t, j) is x[b, t, offset + h d + j]
+  const auto c = std::ptrdiff_t(C), d = std::ptrdiff_t(head_dim);
+  return strided_view("split_heads", x, Shape{B, num_heads, T, head_dim}, std::ptrdiff_t(offset), {std::ptrdiff_t(T) * c, d, c, 1});
+}
+
+Tensor merge_heads(const Tensor& o) {
+  detail::check_defined("merge_heads", o);
+  if (o.dim() != 4) fail("merge_heads: o must be [batch, heads, time, head_dim], got ", shape_str(o.shape()));
+  const std::size_t B = o.shape()[0], H = o.shape()[1], T = o.shape()[2], d = o.shape()[3];
+  const auto h = std::ptrdiff_t(H), t = std::ptrdiff_t(T), w = std::ptrdiff_t(d);
+  // output element (b, t, h, j) is o[b, h, t, j]; gathered as [B, T, H, d], then seen as [B, T, H d]
+  Array out = Array::empty(o.dtype(), Shape{B, T, H, d});
+  detail::gather_strided(out, o.array(), 0, {h * t * w, w, t * w, 1});
+  dispatch(out.dtype(), [&](auto e) { out.as<decltype(e)>().reshape(Shape{B, T, H * d}); });
+  return make_result("merge_heads", std::move(out), {o}, [h, t, w](Node& self) {
+    if (!self.needs_grad(0)) return;
+    Node& in = *self.inputs[0];
+    // gradient element (b, h, t, j) is the output gradient's [b, t, h d + j]
+    const detail::Strides from_output{t * h * w, w, h * w, 1};
+    if (!in.grad) {  // a new slot: gathered straight in
+      in.grad = Array::empty(in.data.dtype(), in.data.shape());
+      detail::gather_strided(*in.grad, *self.grad, 0, from_output);
+      return;
+    }
+    Array g = Array::empty(in.data.dtype(), in.data.shape());
+    detail::gather_strided(g, *self.grad, 0, from_output);
+    self.accumulate(0, std::move(g));
+  });
 }
 
 Tensor select(const Tensor& x, int axis, std::int64_t index) {

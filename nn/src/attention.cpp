@@ -177,31 +177,21 @@ MultiHeadAttention::MultiHeadAttention(std::size_t d_model, std::size_t num_head
 }
 
 MultiHeadAttention::Heads MultiHeadAttention::project(const Tensor& query, const Tensor& key, const Tensor& value) const {
-  const std::size_t B = query.shape()[0], Tq = query.shape()[1], Tk = key.shape()[1], D = d_model_, H = heads_,
-                    Hkv = kv_heads_, Dkv = Hkv * (D / H);
-  // 1) project. Self-attention (one input) takes all three projections in one gemm.
-  Tensor q, k, v;
+  const std::size_t D = d_model_, H = heads_, Hkv = kv_heads_, Dkv = Hkv * (D / H);
+  // 1) project, and 2) split heads: [B, T, n d] -> [B, n, T, d], one copy each (ag::split_heads).
+  // Self-attention (one input) takes all three projections in one gemm.
+  const std::size_t d = D / H;
   if (query.node() == key.node() && key.node() == value.node()) {
     const Tensor qkv = ag::linear(query, in_proj_weight, in_proj_bias);  // [B, T, D + 2 D_kv]
-    q = ag::slice(qkv, -1, 0, std::int64_t(D));
-    k = ag::slice(qkv, -1, std::int64_t(D), std::int64_t(D + Dkv));
-    v = ag::slice(qkv, -1, std::int64_t(D + Dkv), std::int64_t(D + 2 * Dkv));
-  } else {
-    // the blocks of in_proj: W_q rows [0, D), W_k [D, D + D_kv), W_v [D + D_kv, D + 2 D_kv)
-    const std::int64_t from[3] = {0, std::int64_t(D), std::int64_t(D + Dkv)}, to[3] = {std::int64_t(D), std::int64_t(D + Dkv),
-                                                                                      std::int64_t(D + 2 * Dkv)};
-    auto rows = [&](std::size_t i) { return ag::slice(in_proj_weight, 0, from[i], to[i]); };
-    auto bias = [&](std::size_t i) { return in_proj_bias.defined() ? ag::slice(in_proj_bias, 0, from[i], to[i]) : Tensor(); };
-    q = ag::linear(query, rows(0), bias(0));
-    k = ag::linear(key, rows(1), bias(1));
-    v = ag::linear(value, rows(2), bias(2));
+    return {ag::split_heads(qkv, H, d, 0), ag::split_heads(qkv, Hkv, d, D), ag::split_heads(qkv, Hkv, d, D + Dkv)};
   }
-  // 2) split heads: [B, T, n d] -> [B, n, T, d]
-  const auto d = std::int64_t(D / H);
-  auto heads = [&](const Tensor& x, std::size_t T, std::size_t n) {
-    return ag::permute(ag::reshape(x, {std::int64_t(B), std::int64_t(T), std::int64_t(n), d}), {0, 2, 1, 3});
-  };
-  return {heads(q, Tq, H), heads(k, Tk, Hkv), heads(v, Tk, Hkv)};
+  // the blocks of in_proj: W_q rows [0, D), W_k [D, D + D_kv), W_v [D + D_kv, D + 2 D_kv)
+  const std::int64_t from[3] = {0, std::int64_t(D), std::int64_t(D + Dkv)}, to[3] = {std::int64_t(D), std::int64_t(D + Dkv),
+                                                                                    std::int64_t(D + 2 * Dkv)};
+  auto rows = [&](std::size_t i) { return ag::slice(in_proj_weight, 0, from[i], to[i]); };
+  auto bias = [&](std::size_t i) { return in_proj_bias.defined() ? ag::slice(in_proj_bias, 0, from[i], to[i]) : Tensor(); };
+  return {ag::split_heads(ag::linear(query, rows(0), bias(0)), H, d), ag::split_heads(ag::linear(key, rows(1), bias(1)), Hkv, d),
+          ag::split_heads(ag::linear(value, rows(2), bias(2)), Hkv, d)};
 }
 
 Tensor MultiHeadAttention::repeat_kv(const Tensor& x) const {
@@ -215,8 +205,7 @@ Tensor MultiHeadAttention::repeat_kv(const Tensor& x) const {
 
 Tensor MultiHeadAttention::merge_heads(const Tensor& o) const {
   // 4) merge heads and project: [B, H, Tq, d] -> [B, Tq, D] -> out_proj
-  const std::size_t B = o.shape()[0], Tq = o.shape()[2];
-  return (*out_proj)(ag::reshape(ag::permute(o, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(Tq), std::int64_t(d_model_)}));
+  return (*out_proj)(ag::merge_heads(o));
 }
 
 AttentionOutput MultiHeadAttention::attend(const Tensor& q, const Tensor& k_in, const Tensor& v_in, ag::AttentionMask mask,

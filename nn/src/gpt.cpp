@@ -65,7 +65,6 @@ GPT::GPT(const GPTOptions& o, ag::Generator& gen) : o_(o) {
   // drowned. Vaswani et al. (3.4) multiply the embeddings by sqrt(D); from N(0, 1/D) that makes
   // unit entries, as TransformerSeq2Seq does.
   if (sinusoidal) normal_(tok_emb->weight, gen, 0.0, 1.0 / std::sqrt(double(o.d_model)));
-  for (std::size_t T = 1; T <= o.block_size; ++T) masks_.push_back(causal_mask(T));
 }
 
 Tensor GPT::embed(const ag::Indices& ids, std::size_t offset) const {
@@ -86,7 +85,8 @@ Tensor GPT::forward(const ag::Indices& ids) {
   const Tensor x = (*drop)(embed(ids, 0));
   const std::size_t T = ids.shape[1];
   if (!o_.causal) return head(blocks->forward(x));
-  return head(blocks->forward(x, T <= masks_.size() ? masks_[T - 1] : causal_mask(T)));  // t attends to 0..t only
+  if (!causal_mask_.defined() || causal_mask_.shape()[0] != T) causal_mask_ = causal_mask(T);
+  return head(blocks->forward(x, causal_mask_));  // t attends to 0..t only
 }
 
 Tensor GPT::forward(const ag::Indices& ids, std::vector<KVCache>& cache) {

@@ -82,6 +82,13 @@ BOOST_AUTO_TEST_CASE(reshape_with_two_inferred_sizes) {
   expect_error([] { ag::reshape(t({2, 3}), {-1, -1}); }, {"reshape", "only one -1", "[2,3]"});
 }
 
+BOOST_AUTO_TEST_CASE(split_and_merge_heads_bad_shapes) {
+  expect_error([] { ag::split_heads(t({2, 3}), 1, 3); }, {"split_heads", "[2,3]"});
+  expect_error([] { ag::split_heads(t({2, 3, 12}), 2, 4, 8); }, {"split_heads", "2 heads of width 4", "from feature 8", "16", "[2,3,12]"});
+  expect_error([] { ag::split_heads(t({2, 3, 12}), 0, 4); }, {"split_heads", "at least 1", "[2,3,12]"});
+  expect_error([] { ag::merge_heads(t({2, 3, 4})); }, {"merge_heads", "[2,3,4]"});
+}
+
 BOOST_AUTO_TEST_CASE(select_index_out_of_range) {
   expect_error([] { ag::select(t({2, 3}), 0, 2); }, {"select", "index 2", "[2,3]"});
   expect_error([] { ag::select(t({2, 3}), 1, -4); }, {"select", "index -4", "[2,3]"});

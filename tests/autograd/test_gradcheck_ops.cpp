@@ -153,6 +153,17 @@ BOOST_AUTO_TEST_CASE(transpose_op) {
   check("transpose 3d", [](auto& x) { return transpose(x[0], -1, 0) * 1.5; }, {{{2, 3, 4}}});
 }
 BOOST_AUTO_TEST_CASE(permute_op) { check("permute", [](auto& x) { return permute(x[0], {2, 0, 1}) * x[1]; }, {{{2, 3, 4}}, {{4, 2, 3}}}); }
+BOOST_AUTO_TEST_CASE(split_and_merge_heads_ops) {
+  // q, k, v from one fused [B, T, 3 D] array (D = 2 heads of 3), a GQA-like split, and the merge;
+  // multiplied by other inputs so that every output element has its own gradient
+  check("split_heads qkv", [](auto& x) {
+    return split_heads(x[0], 2, 3, 0) * x[1] + split_heads(x[0], 2, 3, 6) * 2.0 - split_heads(x[0], 2, 3, 12) * x[1];
+  }, {{{2, 4, 18}}, {{2, 2, 4, 3}}});
+  check("split_heads offset", [](auto& x) { return split_heads(x[0], 1, 2, 3) * x[1]; }, {{{3, 2, 7}}, {{3, 1, 2, 2}}});
+  check("merge_heads", [](auto& x) { return merge_heads(x[0]) * x[1]; }, {{{2, 3, 4, 2}}, {{2, 4, 6}}});
+  check("merge_heads of split_heads", [](auto& x) { return merge_heads(split_heads(x[0], 3, 2, 1) * x[1]); },
+        {{{2, 5, 8}}, {{2, 3, 5, 2}}});
+}
 BOOST_AUTO_TEST_CASE(slice_op) {
   check("slice", [](auto& x) { return slice(x[0], 1, 1, 4) * 2.0; }, {{{3, 5}}});
   check("slice step", [](auto& x) { return slice(x[0], -1, -4, 5, 2) * 2.0; }, {{{2, 3, 6}}});

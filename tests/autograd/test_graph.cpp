@@ -218,6 +218,52 @@ BOOST_AUTO_TEST_CASE(retained_grad_is_not_fed_back_into_a_second_backward) {
   BOOST_TEST(a.grad().item() == 24.0);  // 12 + 12
 }
 
+// reshape and add hand their output's gradient on without a copy when nothing keeps it; kept
+// (retain_grad) or added to a gradient the input already has, the results must not change.
+BOOST_AUTO_TEST_CASE(add_passes_its_gradient_on_kept_or_accumulated) {
+  auto a = ag::tensor({1, 2, 3}, {3}, {ag::f64, true});
+  auto b = ag::tensor({10, 20, 30}, {3}, {ag::f64, true});
+  {  // y = a + b, L = sum(y * y): dL/da = dL/db = 2y
+    auto y = a + b;
+    y.retain_grad();
+    ag::sum(y * y).backward();
+    check_values(y.grad().to_vector(), {22, 44, 66});
+    check_values(a.grad().to_vector(), {22, 44, 66});
+    check_values(b.grad().to_vector(), {22, 44, 66});
+  }
+  a.zero_grad();
+  {  // a + a, and b broadcast from [1]: d/da sum((a + a) * 3) = 6; d/dc sum(a + c) = 3
+    auto c = ag::tensor({5}, {1}, {ag::f64, true});
+    (ag::sum((a + a) * 3.0) + ag::sum(a + c)).backward();
+    check_values(a.grad().to_vector(), {7, 7, 7});
+    check_values(c.grad().to_vector(), {3});
+  }
+}
+
+BOOST_AUTO_TEST_CASE(reshape_passes_its_gradient_on_kept_or_accumulated) {
+  auto x = ag::tensor({1, 2, 3, 4, 5, 6}, {2, 3}, {ag::f64, true});
+  {  // moved: d/dx sum(reshape(x)^2) = 2x
+    auto y = ag::reshape(x, {3, 2});
+    ag::sum(y * y).backward();
+    check_values(x.grad().to_vector(), {2, 4, 6, 8, 10, 12});
+    BOOST_TEST(ag::shape_str(x.grad().shape()) == "[2,3]");
+  }
+  x.zero_grad();
+  {  // retained: y keeps its gradient, x gets the same values in its own shape
+    auto y = ag::reshape(x, {6});
+    y.retain_grad();
+    ag::sum(y * y).backward();
+    check_values(y.grad().to_vector(), {2, 4, 6, 8, 10, 12});
+    check_values(x.grad().to_vector(), {2, 4, 6, 8, 10, 12});
+  }
+  x.zero_grad();
+  {  // accumulated: x also reaches the loss directly (3x from 1.5 x^2), and through two reshapes
+    auto y = ag::reshape(ag::reshape(x, {3, 2}), {6});
+    (ag::sum(y * y) + ag::sum(x * x * 1.5)).backward();
+    check_values(x.grad().to_vector(), {5, 10, 15, 20, 25, 30});
+  }
+}
+
 // ---- non-scalar outputs --------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(backward_with_grad_output_on_a_non_scalar) {

@@ -187,6 +187,39 @@ BOOST_AUTO_TEST_CASE(cross_entropy_gradient_is_softmax_minus_onehot) {
   }
 }
 
+// Note [cross-entropy memory]: cross_entropy keeps two numbers per row and recomputes the
+// log-softmax from the logits; its loss and gradient are the bits of the formula applied to
+// log_softmax's own output (float32, a wide vocabulary, masked classes, an all -inf row, an
+// ignored row), as when the op kept the [rows, C] array.
+BOOST_AUTO_TEST_CASE(cross_entropy_has_the_bits_of_its_log_softmax) {
+  const std::size_t rows = 9, C = 1003;
+  ag::Generator gen(4);
+  ag::Tensor x = ag::randn({rows, C}, gen) * 4.0;
+  std::vector<double> v = x.to_vector();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (std::size_t c = 0; c < C; ++c) {
+    if (c % 3 == 0) v[2 * C + c] = -inf;  // row 2: every third class masked
+    v[5 * C + c] = -inf;                  // row 5: all -inf (its loss is inf, its gradient finite)
+  }
+  x = ag::tensor(v, {rows, C}, {ag::f32, true});
+  const std::vector<std::int64_t> y = {0, 1002, 4, 17, -100, 9, 500, 3, 999};
+  const ag::Tensor loss = ag::cross_entropy(x, ag::Indices(y, {rows}), {.reduction = ag::Reduction::sum});
+  loss.backward();
+  const ag::Tensor lsm = ag::log_softmax(x.detach(), -1);
+  const float* l = lsm.array().ptr<float>();
+  double total = 0;
+  std::vector<float> grad(rows * C, 0.f);
+  for (std::size_t r = 0; r < rows; ++r) {
+    if (y[r] == -100) continue;
+    total += -double(l[r * C + std::size_t(y[r])]);
+    for (std::size_t c = 0; c < C; ++c)
+      grad[r * C + c] = float(1.0 * ((c == std::size_t(y[r]) ? -1.0 : 0.0) - std::exp(double(l[r * C + c])) * -1.0)) + 0.f;
+  }
+  BOOST_TEST(loss.item() == double(float(total)));  // inf: row 5
+  const ag::Array& g = x.grad().array();
+  BOOST_TEST(std::equal(grad.begin(), grad.end(), g.ptr<float>()));
+}
+
 BOOST_AUTO_TEST_CASE(mse_loss_values) {
   // (1-1)^2, (2-0)^2, (3-0)^2 = 0, 4, 9
   auto pred = ag::tensor({1, 2, 3}, {3}, {ag::f64, true});
@@ -417,6 +450,41 @@ BOOST_AUTO_TEST_CASE(max_over_axis_and_its_argmax_gradient) {
   x.zero_grad();
   ag::max(x).backward();
   check_values(x.grad().to_vector(), {0, 0, 0, 1, 0, 0}, 0);
+}
+
+// split_heads and merge_heads equal their composed forms bit for bit, forward and backward.
+BOOST_AUTO_TEST_CASE(split_and_merge_heads_equal_their_composed_forms) {
+  ag::Generator gen(8);
+  const std::size_t B = 2, T = 5, H = 3, d = 4, C = 3 * H * d + 2;
+  const ag::Tensor x0 = ag::randn({B, T, C}, gen), w = ag::randn({B, H, T, d}, gen), w_merged = ag::randn({B, T, H * d}, gen);
+  auto composed_split = [&](const ag::Tensor& x, std::size_t offset) {
+    const auto b = std::int64_t(B), t = std::int64_t(T), h = std::int64_t(H), e = std::int64_t(d);
+    return ag::permute(ag::reshape(ag::slice(x, -1, std::int64_t(offset), std::int64_t(offset + H * d)), {b, t, h, e}), {0, 2, 1, 3});
+  };
+  auto composed_merge = [&](const ag::Tensor& o) {
+    return ag::reshape(ag::permute(o, {0, 2, 1, 3}), {std::int64_t(B), std::int64_t(T), std::int64_t(H * d)});
+  };
+  std::vector<double> out[2], grad[2];  // [0] composed, [1] fused
+  for (bool fused : {true, false}) {
+    ag::Tensor x = x0.detach();
+    x.requires_grad_();
+    ag::Tensor merged;
+    ag::Tensor loss;
+    for (std::size_t offset : {std::size_t(1), H * d + 1, 2 * H * d + 2}) {
+      const ag::Tensor heads = fused ? ag::split_heads(x, H, d, offset) : composed_split(x, offset);
+      merged = fused ? ag::merge_heads(heads * w) : composed_merge(heads * w);
+      const ag::Tensor term = ag::sum(merged * w_merged);
+      loss = loss.defined() ? loss + term : term;
+    }
+    loss.backward();
+    out[fused] = merged.to_vector();
+    grad[fused] = x.grad().to_vector();
+    if (!fused) {
+      BOOST_TEST((out[1] == out[0]));
+      BOOST_TEST((grad[1] == grad[0]));
+      check_shape(merged, "[2,5,12]");
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(sum_and_mean_values_and_keepdim_shapes) {

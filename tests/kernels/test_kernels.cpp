@@ -524,6 +524,31 @@ template <class T> void test_log_softmax_rows() {
               x.data());
   }
 }
+template <class T> void test_log_softmax_stats_rows() {
+  // The row max is exact; log_sum as log_softmax_rows' sum. And (x - max) - log_sum in T is
+  // log_softmax_rows' output bit for bit (cross_entropy relies on it: Note [cross-entropy memory]).
+  Compare<T> cmp_max("log_softmax_stats_rows max", {0, 0});
+  Compare<T> cmp_log_sum("log_softmax_stats_rows log_sum", {}, "abs (4 + 0.5 sqrt(cols)) eps (1 + |log_sum|)");
+  Compare<T> cmp_entry("log_softmax_stats_rows (x - max) - log_sum against log_softmax_rows", {0, 0});
+  for (auto [rows, cols] : row_shapes()) {
+    const Guarded<T> x(softmax_input<T>(rows, cols, std::uint32_t(cols + 5)));
+    Guarded<T> m(std::vector<T>(rows, T(12345))), log_sum(m), y(std::vector<T>(rows * cols, T(12345)));
+    k::log_softmax_stats_rows<T>(m.data(), log_sum.data(), x.data(), rows, cols);
+    k::log_softmax_rows<T>(y.data(), x.data(), rows, cols);
+    std::vector<Wide<T>> m_wide(rows), log_sum_wide(rows);
+    ks::log_softmax_stats_rows<Wide<T>>(m_wide.data(), log_sum_wide.data(), widen(x.data(), rows * cols).data(), rows, cols);
+    const Guarded<T> m_ref(narrow<T>(m_wide)), log_sum_ref(narrow<T>(log_sum_wide));
+    cmp_max.check(rows_label(rows, cols), m, m_ref);
+    cmp_log_sum.set_tol({0, grow(4, 0.5, cols)});
+    cmp_log_sum.check(rows_label(rows, cols), log_sum, log_sum_ref, [&](std::size_t i) { return 1 + std::fabs(double(log_sum_ref.data()[i])); });
+    std::vector<T> entries(rows * cols);
+    for (std::size_t i = 0; i < rows * cols; ++i) {
+      const std::size_t r = i / cols;
+      entries[i] = m.data()[r] == -kInf<T> ? -kInf<T> : (x.data()[i] - m.data()[r]) - log_sum.data()[r];
+    }
+    cmp_entry.check(rows_label(rows, cols), entries.data(), y.data(), rows * cols, {}, x.data());
+  }
+}
 template <class T> void test_softmax_backward_rows() {
   // dx += y (dy - dot): dot is a reordered sum; values are O(1)
   Compare<T> cmp("softmax_backward_rows", {}, "abs (4 + 0.5 sqrt(cols)) eps (1 + |dx|)");
@@ -741,6 +766,7 @@ KERNEL_TEST(sum)
 KERNEL_TEST(max)
 KERNEL_TEST(softmax_rows)
 KERNEL_TEST(log_softmax_rows)
+KERNEL_TEST(log_softmax_stats_rows)
 KERNEL_TEST(softmax_backward_rows)
 KERNEL_TEST(log_softmax_backward_rows)
 KERNEL_TEST(layer_norm_rows)
@@ -763,7 +789,8 @@ void every_kernel_on(std::int64_t target) {
   RUN_BOTH(tanh_backward) RUN_BOTH(sigmoid_backward) RUN_BOTH(relu_backward) RUN_BOTH(gelu_backward)
   RUN_BOTH(add) RUN_BOTH(sub) RUN_BOTH(mul) RUN_BOTH(div) RUN_BOTH(aliasing) RUN_BOTH(add_scalar)
   RUN_BOTH(mul_scalar) RUN_BOTH(acc) RUN_BOTH(acc_scaled) RUN_BOTH(acc_mul) RUN_BOTH(acc_div) RUN_BOTH(sum)
-  RUN_BOTH(max) RUN_BOTH(softmax_rows) RUN_BOTH(log_softmax_rows) RUN_BOTH(softmax_backward_rows)
+  RUN_BOTH(max) RUN_BOTH(softmax_rows) RUN_BOTH(log_softmax_rows) RUN_BOTH(log_softmax_stats_rows)
+  RUN_BOTH(softmax_backward_rows)
   RUN_BOTH(log_softmax_backward_rows) RUN_BOTH(layer_norm_rows) RUN_BOTH(layer_norm_backward_rows)
   RUN_BOTH(adam_update)
 #undef RUN_BOTH
@@ -822,7 +849,7 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
   const std::size_t n = k::kParallelGrain + 4099, rows = 1001, cols = 301;
   const std::vector<float> grad = random(n), x = random(rows * cols), dy = random(rows * cols);
   const std::vector<float> param0 = random(n);
-  std::vector<std::vector<float>> adam, softmax, log_softmax, softmax_back, log_softmax_back;
+  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back;
   for (std::size_t threads : {1, 2, 3}) {
     k::set_num_threads(threads);
     BOOST_TEST(k::num_threads() == threads);
@@ -833,6 +860,9 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     std::vector<float> y(rows * cols), ly(rows * cols), dx(rows * cols, 0.5f), ldx(rows * cols, 0.5f);
     k::softmax_rows(y.data(), x.data(), rows, cols);
     k::log_softmax_rows(ly.data(), x.data(), rows, cols);
+    std::vector<float> st(2 * rows);
+    k::log_softmax_stats_rows(st.data(), st.data() + rows, x.data(), rows, cols);
+    stats.push_back(st);
     k::softmax_backward_rows(dx.data(), y.data(), dy.data(), rows, cols);
     k::log_softmax_backward_rows(ldx.data(), ly.data(), dy.data(), rows, cols);
     softmax.push_back(y), log_softmax.push_back(ly), softmax_back.push_back(dx), log_softmax_back.push_back(ldx);
@@ -842,6 +872,7 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     BOOST_TEST((adam[t] == adam[0]), "adam_update, " << t + 1 << " threads");
     BOOST_TEST((softmax[t] == softmax[0]), "softmax_rows, " << t + 1 << " threads");
     BOOST_TEST((log_softmax[t] == log_softmax[0]), "log_softmax_rows, " << t + 1 << " threads");
+    BOOST_TEST((stats[t] == stats[0]), "log_softmax_stats_rows, " << t + 1 << " threads");
     BOOST_TEST((softmax_back[t] == softmax_back[0]), "softmax_backward_rows, " << t + 1 << " threads");
     BOOST_TEST((log_softmax_back[t] == log_softmax_back[0]), "log_softmax_backward_rows, " << t + 1 << " threads");
   }

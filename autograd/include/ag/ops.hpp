@@ -74,6 +74,16 @@ Tensor select(const Tensor& x, int axis, std::int64_t index);  // removes the ax
 Tensor concat(const std::vector<Tensor>& xs, int axis);
 Tensor stack(const std::vector<Tensor>& xs, int axis);
 Tensor expand(const Tensor& x, const Shape& shape);  // broadcast to shape
+// Multi-head attention's head split and merge (Vaswani et al. 2017, 3.2.2), each one copy where
+// the composed form takes three (H heads, d their width, C = x's features; legend below):
+// split_heads: x [B, T, C] -> [B, n, T, d], the n heads in features [offset, offset + n d), equal to
+//   permute(reshape(slice(x, -1, offset, offset + n d), {B, T, n, d}), {0, 2, 1, 3});
+//   a fused qkv projection [B, T, 3D] gives q, k and v with offsets 0, D and 2D.
+//   Errors: x not 3-d, n or d zero, offset + n d > C.
+// merge_heads: o [B, H, T, d] -> [B, T, H d], equal to reshape(permute(o, {0, 2, 1, 3}), {B, T, H d}).
+//   Errors: o not 4-d.
+Tensor split_heads(const Tensor& x, std::size_t num_heads, std::size_t head_dim, std::size_t offset = 0);
+Tensor merge_heads(const Tensor& o);
 
 // ---- linear algebra ----------------------------------------------------------------------
 // a: [..., M, K], b: [..., K, N] -> [..., M, N]; batch dims broadcast. 1-D operands are

@@ -343,27 +343,41 @@ template <class T> void SoftmaxRows(T* y, const T* x, std::size_t rows, std::siz
   }
 }
 
+// The row's max m and log(sum_k exp(x_k - m)); false for a row that is all -inf (m = -inf).
+template <class D, class T>
+HWY_INLINE bool RowLogSumExp(D d, const T* xr, std::size_t cols, T& m, T& log_s) {
+  m = MaxOf(d, xr, cols);
+  if (m == -kInf<T>) return false;
+  const auto vm = hn::Set(d, m);
+  const T s = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
+    const auto e = VecExp(d, hn::Sub(LoadPart(d, xr + j, c), vm));
+    return c < hn::Lanes(d) ? hn::IfThenElseZero(hn::FirstN(d, c), e) : e;  // lanes past the row: exp(-m)
+  });
+  log_s = std::log(s);
+  return true;
+}
+
 // log_softmax(x)_j = (x_j - m) - log(sum_k exp(x_k - m)); see scalar.hpp for why in that order
 template <class T> void LogSoftmaxRows(T* y, const T* x, std::size_t rows, std::size_t cols) {
   const hn::ScalableTag<T> d;
   for (std::size_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
     T* yr = y + r * cols;
-    const T m = MaxOf(d, xr, cols);
-    if (m == -kInf<T>) {
+    T m, log_s;
+    if (!RowLogSumExp(d, xr, cols, m, log_s)) {
       std::fill(yr, yr + cols, -kInf<T>);
       continue;
     }
-    const auto vm = hn::Set(d, m);
-    const T s = SumOf(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
-      const auto e = VecExp(d, hn::Sub(LoadPart(d, xr + j, c), vm));
-      return c < hn::Lanes(d) ? hn::IfThenElseZero(hn::FirstN(d, c), e) : e;  // lanes past the row: exp(-m)
-    });
-    const auto log_s = hn::Set(d, std::log(s));
+    const auto vm = hn::Set(d, m), vlog_s = hn::Set(d, log_s);
     ForEachVector(d, cols, [&](std::size_t j, std::size_t c) HWY_ATTR {
-      StorePart(d, hn::Sub(hn::Sub(LoadPart(d, xr + j, c), vm), log_s), yr + j, c);
+      StorePart(d, hn::Sub(hn::Sub(LoadPart(d, xr + j, c), vm), vlog_s), yr + j, c);
     });
   }
+}
+template <class T> void LogSoftmaxStatsRows(T* max, T* log_sum, const T* x, std::size_t rows, std::size_t cols) {
+  const hn::ScalableTag<T> d;
+  for (std::size_t r = 0; r < rows; ++r)
+    if (!RowLogSumExp(d, x + r * cols, cols, max[r], log_sum[r])) log_sum[r] = -kInf<T>;
 }
 
 // dx += y * (dy - sum(dy * y))
@@ -503,7 +517,7 @@ AG_PER_TYPE(Exp) AG_PER_TYPE(Log) AG_PER_TYPE(Tanh) AG_PER_TYPE(Sigmoid) AG_PER_
 AG_PER_TYPE(TanhBackward) AG_PER_TYPE(SigmoidBackward) AG_PER_TYPE(ReluBackward) AG_PER_TYPE(GeluBackward)
 AG_PER_TYPE(AddK) AG_PER_TYPE(SubK) AG_PER_TYPE(MulK) AG_PER_TYPE(DivK) AG_PER_TYPE(AddScalar) AG_PER_TYPE(MulScalar)
 AG_PER_TYPE(Acc) AG_PER_TYPE(AccScaled) AG_PER_TYPE(AccMul) AG_PER_TYPE(AccDiv) AG_PER_TYPE(Sum) AG_PER_TYPE(Max)
-AG_PER_TYPE(SoftmaxRows) AG_PER_TYPE(LogSoftmaxRows) AG_PER_TYPE(SoftmaxBackwardRows)
+AG_PER_TYPE(SoftmaxRows) AG_PER_TYPE(LogSoftmaxRows) AG_PER_TYPE(LogSoftmaxStatsRows) AG_PER_TYPE(SoftmaxBackwardRows)
 AG_PER_TYPE(LogSoftmaxBackwardRows) AG_PER_TYPE(LayerNormRows) AG_PER_TYPE(LayerNormBackwardRows)
 AG_PER_TYPE(AdamUpdate)
 #undef AG_PER_TYPE
@@ -572,7 +586,7 @@ AG_EXPORT(Exp) AG_EXPORT(Log) AG_EXPORT(Tanh) AG_EXPORT(Sigmoid) AG_EXPORT(Relu)
 AG_EXPORT(TanhBackward) AG_EXPORT(SigmoidBackward) AG_EXPORT(ReluBackward) AG_EXPORT(GeluBackward)
 AG_EXPORT(AddK) AG_EXPORT(SubK) AG_EXPORT(MulK) AG_EXPORT(DivK) AG_EXPORT(AddScalar) AG_EXPORT(MulScalar)
 AG_EXPORT(Acc) AG_EXPORT(AccScaled) AG_EXPORT(AccMul) AG_EXPORT(AccDiv) AG_EXPORT(Sum) AG_EXPORT(Max)
-AG_EXPORT(SoftmaxRows) AG_EXPORT(LogSoftmaxRows) AG_EXPORT(SoftmaxBackwardRows)
+AG_EXPORT(SoftmaxRows) AG_EXPORT(LogSoftmaxRows) AG_EXPORT(LogSoftmaxStatsRows) AG_EXPORT(SoftmaxBackwardRows)
 AG_EXPORT(LogSoftmaxBackwardRows) AG_EXPORT(LayerNormRows) AG_EXPORT(LayerNormBackwardRows)
 AG_EXPORT(AdamUpdate)
 #undef AG_EXPORT
@@ -619,6 +633,11 @@ AG_EXPORT(AdamUpdate)
   template <> void log_softmax_rows<T>(T* y, const T* x, std::size_t rows, std::size_t cols) {                 \
     parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
       HWY_DYNAMIC_DISPATCH(LogSoftmaxRows##S)(y + b * cols, x + b * cols, e - b, cols);                          \
+    });                                                                                                        \
+  }                                                                                                            \
+  template <> void log_softmax_stats_rows<T>(T* max, T* log_sum, const T* x, std::size_t rows, std::size_t cols) { \
+    parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
+      HWY_DYNAMIC_DISPATCH(LogSoftmaxStatsRows##S)(max + b, log_sum + b, x + b * cols, e - b, cols);              \
     });                                                                                                        \
   }                                                                                                            \
   template <> void softmax_backward_rows<T>(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) { \

@@ -58,6 +58,11 @@ template <class T> T max(const T* x, std::size_t n);
 // row-wise over [rows, cols] (y may be x); a row that is all -inf gives all-zero softmax weights
 template <class T> void softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols);
 template <class T> void log_softmax_rows(T* y, const T* x, std::size_t rows, std::size_t cols);
+// The two numbers per row that log_softmax_rows subtracts: max[r] = m and log_sum[r] =
+// log(sum_k exp(x_k - m)), so that (x_j - max[r]) - log_sum[r] in T is log_softmax_rows' y_j bit
+// for bit. A row that is all -inf gives m = -inf (its log-softmax is all -inf). For callers that
+// keep two numbers per row instead of the [rows, cols] log-softmax (cross_entropy).
+template <class T> void log_softmax_stats_rows(T* max, T* log_sum, const T* x, std::size_t rows, std::size_t cols);
 // dx += y * (dy - sum(dy * y))
 template <class T> void softmax_backward_rows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols);
 // dx += dy - exp(y) * sum(dy), y = log_softmax(x)
@@ -74,7 +79,7 @@ template <class T> void layer_norm_backward_rows(T* dx, T* dgamma, T* dbeta, con
 template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p);
 
 // Note [threads]: the kernels above that stream through large buffers while BLAS is idle
-// (adam_update, the softmax and log-softmax rows and their backward) and cross-entropy's backward
+// (adam_update, the softmax and log-softmax rows, their statistics and backward) and cross-entropy's backward
 // split them into contiguous chunks of elements or rows, one per thread, when there are at least
 // kParallelGrain elements. Each element or row is computed exactly as on one thread, so results
 // are identical bit for bit with any thread count. The count: $ATTNLAB_NUM_THREADS, else

@@ -107,6 +107,20 @@ template <class T> void log_softmax_rows(T* y, const T* x, std::size_t rows, std
     for (std::size_t j = 0; j < cols; ++j) yr[j] = (xr[j] - m) - log_s;
   }
 }
+template <class T> void log_softmax_stats_rows(T* max_out, T* log_sum, const T* x, std::size_t rows, std::size_t cols) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    const T m = max(xr, cols);
+    max_out[r] = m;
+    if (m == -std::numeric_limits<T>::infinity()) {
+      log_sum[r] = -std::numeric_limits<T>::infinity();
+      continue;
+    }
+    T s = 0;
+    for (std::size_t j = 0; j < cols; ++j) s += std::exp(xr[j] - m);
+    log_sum[r] = std::log(s);
+  }
+}
 template <class T> void softmax_backward_rows(T* dx, const T* y, const T* dy, std::size_t rows, std::size_t cols) {
   for (std::size_t r = 0; r < rows; ++r) {
     const T *yr = y + r * cols, *dyr = dy + r * cols;

@@ -99,7 +99,9 @@ class GPT : public Module {
   Tensor embed(const ag::Indices& ids, std::size_t offset) const;
   Tensor head(const Tensor& x) const;
   GPTOptions o_;
-  std::vector<ag::Mask> masks_;  // causal masks [T, T] for T = 1..block_size, made once
+  // The causal mask [T, T] of the last forward's length, remade when T changes. (A mask for every
+  // T up to block_size would hold sum T^2 bytes: 359 MB for GPT-2's 1,024 positions.)
+  ag::Mask causal_mask_;
 };
 
 }  // namespace nn
