@@ -9,6 +9,12 @@
 //                      differences, robust to the machine's load); also printed at the end.
 //   matmul_paired/<n>  the same pairing at 512 and 1024 (min time 1 s): counters ours/cblas and
 //                      both GFLOP/s from the medians, the fraction least disturbed by the load.
+//   layer_gemm/<name>  cblas_sgemm on each shape of bench_steps' transformer_layer step (rows
+//                      B T = 4,096, d_model 128, 4 heads of 32, FFN 512: the projections and their
+//                      two backward gemms, and attention's 128 x 128 x 32 products per batch and
+//                      head); at the end, the MFU that step would reach if it did nothing but these
+//                      gemms at these rates, against the 1024^3 rate of the same run: the ceiling
+//                      of its MFU with this BLAS.
 // n = 64, 128, 512, 1024. Each matmul benchmark has a "GFLOP/s" counter = 2 n^3 / wall time.
 // It is computed from the wall clock here rather than with Counter::kIsRate, which divides by
 // the main thread's CPU time: wrong with OpenBLAS's worker threads and on a loaded machine.
@@ -144,6 +150,48 @@ void bm_paired(benchmark::State& st, std::size_t n) {
   p.diff_us.insert(p.diff_us.end(), diff.begin(), diff.end());
 }
 
+// The gemms of one transformer_layer step (bench_steps.cpp: B 32, T 128, D 128, H 4, FFN 512,
+// naive attention), as (M, N, K, transposes) and how many times a step calls each.
+struct LayerGemm {
+  const char* name;
+  int M, N, K;
+  bool ta, tb;
+  int calls;
+};
+constexpr int kRows = 32 * 128, kHeads = 32 * 4;
+constexpr LayerGemm kLayerGemms[] = {
+    // forward, y = x W^T, and backward, dx = dy W and dW = dy^T x, for in_proj, out_proj, linear1, linear2
+    {"in_proj", kRows, 384, 128, false, true, 1},   {"in_proj_dx", kRows, 128, 384, false, false, 1},
+    {"in_proj_dW", 384, 128, kRows, true, false, 1}, {"out_proj", kRows, 128, 128, false, true, 1},
+    {"out_proj_dx", kRows, 128, 128, false, false, 1}, {"out_proj_dW", 128, 128, kRows, true, false, 1},
+    {"linear1", kRows, 512, 128, false, true, 1},   {"linear1_dx", kRows, 128, 512, false, false, 1},
+    {"linear1_dW", 512, 128, kRows, true, false, 1}, {"linear2", kRows, 128, 512, false, true, 1},
+    {"linear2_dx", kRows, 512, 128, false, false, 1}, {"linear2_dW", 128, 512, kRows, true, false, 1},
+    // attention per batch and head: S = q k^T, O = P v, and their backward (dq, dk, dP, dv)
+    {"scores", 128, 128, 32, false, true, kHeads},  {"weights_v", 128, 32, 128, false, false, kHeads},
+    {"scores_dq", 128, 32, 128, false, false, kHeads}, {"scores_dk", 128, 32, 128, true, false, kHeads},
+    {"weights_v_dP", 128, 128, 32, false, true, kHeads}, {"weights_v_dv", 128, 32, 128, true, false, kHeads},
+};
+std::map<std::string, std::vector<double>> g_layer_runs;  // name -> GFLOP/s of every repetition
+
+void bm_layer_gemm(benchmark::State& st, const LayerGemm& g) {
+  std::vector<float> a(std::size_t(g.M) * g.K, 0.5f), b(std::size_t(g.K) * g.N, 0.25f), c(std::size_t(g.M) * g.N);
+  auto run = [&] {
+    cblas_sgemm(CblasRowMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans, g.M, g.N, g.K, 1.0f, a.data(),
+                g.ta ? g.M : g.K, b.data(), g.tb ? g.K : g.N, 0.0f, c.data(), g.N);
+  };
+  run();
+  const auto t0 = Clock::now();
+  for (auto _ : st) {
+    run();
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double rate = 2.0 * g.M * g.N * double(g.K) * double(st.iterations()) / seconds_since(t0) / 1e9;
+  st.counters["GFLOP/s"] = rate;
+  g_layer_runs[g.name].push_back(rate);
+}
+
 bool has_flag(int argc, char** argv, const char* prefix) {
   for (int i = 1; i < argc; ++i)
     if (std::strncmp(argv[i], prefix, std::strlen(prefix)) == 0) return true;
@@ -184,7 +232,32 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("matmul_paired/" + std::to_string(n)).c_str(), [n](benchmark::State& st) { bm_paired(st, n); })
         ->MinTime(1.0);
 
-  benchmark::RunSpecifiedBenchmarks();
+  for (const LayerGemm& g : kLayerGemms)
+    benchmark::RegisterBenchmark((std::string("layer_gemm/") + g.name).c_str(), [&g](benchmark::State& st) { bm_layer_gemm(st, g); });
+
+  struct Keep1024 : benchmark::ConsoleReporter {  // the 1024^3 sgemm rate of this run, for the ceiling
+    double gflops = 0;
+    void ReportRuns(const std::vector<Run>& runs) override {
+      for (const Run& r : runs)
+        if (r.run_name.str() == "matmul/cblas/1024" && r.aggregate_name == "median") gflops = r.counters.at("GFLOP/s");
+      ConsoleReporter::ReportRuns(runs);
+    }
+  } reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  // The layer's step done by these gemms alone, at these rates: sum of flops / sum of times.
+  double flops = 0, seconds = 0;
+  bool every_shape = true;
+  for (const LayerGemm& g : kLayerGemms) {
+    const auto& runs = g_layer_runs[g.name];
+    if (runs.empty()) { every_shape = false; continue; }
+    const double f = 2.0 * g.M * g.N * double(g.K) * g.calls;
+    flops += f;
+    seconds += f / (median(runs) * 1e9);
+  }
+  if (every_shape && reporter.gflops > 0)
+    std::printf("\ntransformer_layer's gemms alone: %.2f GFLOP in %.1f ms (%.1f GFLOP/s): an MFU ceiling of %.0f%% of the "
+                "1024^3 rate (%.1f GFLOP/s)\n",
+                flops / 1e9, seconds * 1e3, flops / seconds / 1e9, 100.0 * flops / seconds / 1e9 / reporter.gflops, reporter.gflops);
   if (!g_pairs.empty()) std::printf("\nmatmul op vs raw sgemm, alternating pairs (medians over every repetition):\n");
   for (const auto& [n, p] : g_pairs) {
     const double op = median(p.op_us), gemm = median(p.gemm_us), flops = 2.0 * double(n) * double(n) * double(n);

@@ -250,8 +250,9 @@ struct GPTStep : Trained {
     opt = std::make_unique<nn::AdamW>(model.parameters(), nn::AdamWOptions{.lr = 1e-4, .betas = {0.9, 0.999}, .eps = 1e-8, .weight_decay = 0.0});
   }
   void step() override {
-    const Tensor logits = model.forward(ids);  // [B, T, V]
-    finish(ag::cross_entropy(ag::reshape(logits, {std::int64_t(B * T), std::int64_t(o.vocab_size)}), targets));
+    // [B, T, V] logits with [B T] targets: cross_entropy takes them as they are (a reshape would copy
+    // them, where PyTorch's view is free)
+    finish(ag::cross_entropy(model.forward(ids), targets));
   }
   double flops() const override {
     // The position table is a lookup; so is an untied input embedding (its head is counted).
