@@ -216,8 +216,8 @@ BOOST_AUTO_TEST_CASE(cross_entropy_has_the_bits_of_its_log_softmax) {
       grad[r * C + c] = float(1.0 * ((c == std::size_t(y[r]) ? -1.0 : 0.0) - std::exp(double(l[r * C + c])) * -1.0)) + 0.f;
   }
   BOOST_TEST(loss.item() == double(float(total)));  // inf: row 5
-  const ag::Array& g = x.grad().array();
-  BOOST_TEST(std::equal(grad.begin(), grad.end(), g.ptr<float>()));
+  const ag::Tensor g = x.grad();  // held: array() refers into it
+  BOOST_TEST(std::equal(grad.begin(), grad.end(), g.array().ptr<float>()));
 }
 
 BOOST_AUTO_TEST_CASE(mse_loss_values) {
