@@ -3,26 +3,28 @@
 //
 //   matmul/ours/<n>    ag::matmul(a, b) on existing [n, n] float32 tensors, under ag::NoGrad
 //                      (the op's real cost: checks, the output's allocation, the gemm call)
-//   matmul/cblas/<n>   cblas_sgemm into a preallocated [n, n] buffer
+//   matmul/cblas/<n>   the engine's gemm (cblas_sgemm, one thread per call, the product split
+//                      over the engine's threads as the op does) into a preallocated [n, n] buffer
 //   matmul_overhead/64 both at n = 64, alternating inside one loop (op, gemm, gemm, op, ...):
 //                      counters op_us, gemm_us and overhead_us (the median of the per-pair
 //                      differences, robust to the machine's load); also printed at the end.
 //   matmul_paired/<n>  the same pairing at 512 and 1024 (min time 1 s): counters ours/cblas and
 //                      both GFLOP/s from the medians, the fraction least disturbed by the load.
-//   layer_gemm/<name>  cblas_sgemm on each shape of bench_steps' transformer_layer step (rows
+//   layer_gemm/<name>  the engine's gemm on each shape of bench_steps' transformer_layer step (rows
 //                      B T = 4,096, d_model 128, 4 heads of 32, FFN 512: the projections and their
 //                      two backward gemms, and attention's 128 x 128 x 32 products per batch and
-//                      head); at the end, the MFU that step would reach if it did nothing but these
-//                      gemms at these rates, against the 1024^3 rate of the same run: the ceiling
-//                      of its MFU with this BLAS.
+//                      head, the 128 of them side by side as the step runs them; the GFLOP/s
+//                      counter is per shape's whole batch); at the end, the MFU that step would
+//                      reach if it did nothing but these gemms at these rates, against the 1024^3
+//                      rate of the same run: the ceiling of its MFU with this BLAS.
 // n = 64, 128, 512, 1024. Each matmul benchmark has a "GFLOP/s" counter = 2 n^3 / wall time.
 // It is computed from the wall clock here rather than with Counter::kIsRate, which divides by
-// the main thread's CPU time: wrong with OpenBLAS's worker threads and on a loaded machine.
+// the main thread's CPU time: wrong with worker threads and on a loaded machine.
 // bench_summary reads the counter and prints ours/cblas per n.
 //
-// Threads: OpenBLAS reads OPENBLAS_NUM_THREADS when the library loads; run with
-// OPENBLAS_NUM_THREADS=2 (the 2-core machine; also OpenBLAS's default there). The count in use
-// is printed and stored in the JSON context.
+// Threads: the engine's count ($ATTNLAB_NUM_THREADS, else $OPENBLAS_NUM_THREADS, else the
+// cores; OpenBLAS itself runs on one thread per call): run with OPENBLAS_NUM_THREADS=2 (the
+// 2-core machine). The count in use is printed and stored in the JSON context.
 //
 // Defaults added unless given on the command line: --benchmark_repetitions=5,
 // --benchmark_report_aggregates_only=true (the median is what bench_summary reads) and
@@ -40,6 +42,7 @@
 #include <vector>
 
 #include "ag/ag.hpp"
+#include "internal.hpp"
 
 namespace {
 
@@ -58,10 +61,10 @@ Operands make_operands(std::size_t n) {
   return o;
 }
 
+// The engine's gemm as the op calls it: cblas_sgemm on one thread per call, a product this large
+// split over the engine's threads (Note [threads] in kernels.hpp).
 void raw_sgemm(Operands& o, std::size_t n) {
-  const int N = int(n);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, o.a.data<float>().data(), N,
-              o.b.data<float>().data(), N, 0.0f, o.c.data(), N);
+  ag::detail::gemm(false, false, n, n, n, 1.0f, o.a.data<float>().data(), o.b.data<float>().data(), 0.0f, o.c.data());
 }
 
 void set_gflops(benchmark::State& st, std::size_t n, double wall_seconds) {
@@ -175,10 +178,13 @@ constexpr LayerGemm kLayerGemms[] = {
 std::map<std::string, std::vector<double>> g_layer_runs;  // name -> GFLOP/s of every repetition
 
 void bm_layer_gemm(benchmark::State& st, const LayerGemm& g) {
-  std::vector<float> a(std::size_t(g.M) * g.K, 0.5f), b(std::size_t(g.K) * g.N, 0.25f), c(std::size_t(g.M) * g.N);
+  const std::size_t sa = std::size_t(g.M) * g.K, sb = std::size_t(g.K) * g.N, sc = std::size_t(g.M) * g.N;  // a batch: one of each per call
+  std::vector<float> a(sa * g.calls, 0.5f), b(sb * g.calls, 0.25f), c(sc * g.calls);
+  // as the step runs them: one product split over the threads, or a batch's products side by side
+  const std::size_t M = std::size_t(g.M), N = std::size_t(g.N), K = std::size_t(g.K);
   auto run = [&] {
-    cblas_sgemm(CblasRowMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans, g.M, g.N, g.K, 1.0f, a.data(),
-                g.ta ? g.M : g.K, b.data(), g.tb ? g.K : g.N, 0.0f, c.data(), g.N);
+    ag::detail::gemm_batch(std::size_t(g.calls), M * N * K, true,
+                           [&](std::size_t i) { ag::detail::gemm(g.ta, g.tb, M, N, K, 1.0f, &a[i * sa], &b[i * sb], 0.0f, &c[i * sc]); });
   };
   run();
   const auto t0 = Clock::now();
@@ -187,7 +193,7 @@ void bm_layer_gemm(benchmark::State& st, const LayerGemm& g) {
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  const double rate = 2.0 * g.M * g.N * double(g.K) * double(st.iterations()) / seconds_since(t0) / 1e9;
+  const double rate = 2.0 * g.M * g.N * double(g.K) * g.calls * double(st.iterations()) / seconds_since(t0) / 1e9;
   st.counters["GFLOP/s"] = rate;
   g_layer_runs[g.name].push_back(rate);
 }
@@ -202,7 +208,8 @@ bool has_flag(int argc, char** argv, const char* prefix) {
 
 int main(int argc, char** argv) {
   std::printf("Highway target: %s\n", ag::simd_target());
-  std::printf("OpenBLAS: %s, %d threads (OPENBLAS_NUM_THREADS=%s)\n", openblas_get_corename(), openblas_get_num_threads(),
+  std::printf("OpenBLAS: %s, one thread per call; the engine's threads: %zu (OPENBLAS_NUM_THREADS=%s)\n", openblas_get_corename(),
+              ag::get_num_threads(),
               std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset");
   std::fflush(stdout);
 
@@ -219,7 +226,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(n_args, args.data())) return 1;
   benchmark::AddCustomContext("highway_target", ag::simd_target());
   benchmark::AddCustomContext("openblas_core", openblas_get_corename());
-  benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
+  benchmark::AddCustomContext("threads", std::to_string(ag::get_num_threads()));
 
   for (std::size_t n : {64, 128, 512, 1024}) {
     const std::string size = std::to_string(n);

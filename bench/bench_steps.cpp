@@ -53,11 +53,11 @@
 // table. With --benchmark_filter given, it runs in this process (peak RSS is then the peak over
 // everything run so far). ./lab bench steps runs the default mode.
 //
-// Threads: OpenBLAS reads OPENBLAS_NUM_THREADS when the library loads, so set it in the
-// environment: OPENBLAS_NUM_THREADS=2 (the machine's 2 cores; issue 7 compares at 2 threads, and
-// PyTorch runs with torch.set_num_threads(2)). The count in use is printed and kept in the JSON.
+// Threads: the engine reads $ATTNLAB_NUM_THREADS, else $OPENBLAS_NUM_THREADS (OpenBLAS itself runs
+// on one thread per call, the engine splitting the work: Note [threads] in kernels.hpp), so set
+// OPENBLAS_NUM_THREADS=2 (the machine's 2 cores; issue 7 compares at 2 threads, and PyTorch runs
+// with torch.set_num_threads(2)). The count in use is printed and kept in the JSON.
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -461,7 +461,7 @@ class QuietConsoleReporter : public benchmark::ConsoleReporter {
 int run_in_process(std::vector<std::string> args, bool child) {
   if (!child) {
     std::printf("Highway target: %s\n", ag::simd_target());
-    std::printf("OpenBLAS threads: %d (OPENBLAS_NUM_THREADS=%s); load average: %s\n", openblas_get_num_threads(),
+    std::printf("threads: %zu (OPENBLAS_NUM_THREADS=%s; OpenBLAS one per call); load average: %s\n", ag::get_num_threads(),
                 std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset", load_string().c_str());
     std::fflush(stdout);
   }
@@ -472,7 +472,7 @@ int run_in_process(std::vector<std::string> args, bool child) {
   benchmark::Initialize(&argc, argv.data());
   if (benchmark::ReportUnrecognizedArguments(argc, argv.data())) return 1;
   benchmark::AddCustomContext("highway_target", ag::simd_target());
-  benchmark::AddCustomContext("openblas_threads", std::to_string(openblas_get_num_threads()));
+  benchmark::AddCustomContext("threads", std::to_string(ag::get_num_threads()));
   benchmark::AddCustomContext("load_average_start", load_string());
   benchmark::AddCustomContext("warmup_steps", std::to_string(g_warmup));
   benchmark::AddCustomContext("measured_steps", std::to_string(g_steps));
@@ -596,7 +596,7 @@ void report_curves(const nlohmann::json& merged, const std::filesystem::path& ou
 int run_forked(const std::string& argv0, const std::vector<std::string>& passthrough, const std::string& out_path,
                bool rss_flat, bool curves) {
   std::printf("Highway target: %s\n", ag::simd_target());
-  std::printf("OpenBLAS threads: %d (OPENBLAS_NUM_THREADS=%s); load average: %s\n", openblas_get_num_threads(),
+  std::printf("threads: %zu (OPENBLAS_NUM_THREADS=%s; OpenBLAS one per call); load average: %s\n", ag::get_num_threads(),
               std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset", load_string().c_str());
   std::printf("one process per config; %d warm-up + %d timed steps each%s\n", g_warmup, g_steps,
               rss_flat ? "; plus steady_state_rss" : " (--rss-flat adds the 1,000-step RSS check)");

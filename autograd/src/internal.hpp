@@ -7,6 +7,7 @@
 
 #include "ag/ops.hpp"
 #include "ag/tensor.hpp"
+#include "kernels/kernels.hpp"
 
 namespace ag::detail {
 
@@ -27,6 +28,22 @@ void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, double 
 template <class T>
 void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A, const T* B, T beta, T* C) {
   gemm(ta, tb, M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+
+// Note [threads] (kernels/kernels.hpp): a product of at least kGemmGrain multiply-adds is split by
+// gemm into blocks of rows (or of columns), one per thread, each a single-threaded BLAS call;
+// below it one call on this thread (handing a block to another thread costs microseconds).
+inline constexpr std::size_t kGemmGrain = std::size_t(1) << 18;
+
+// product(i) for every i in [0, count): a batch of gemms of `macs` multiply-adds each, writing
+// distinct outputs. Together at least kGemmGrain: spread over the threads, one product per task
+// (each whole on one thread, unsplit); otherwise in order, here. `distinct_outputs` false (several
+// products add into one block: a broadcast operand's gradient): in order, here, so that the sums
+// keep their order and no two threads write one block (each product may split itself).
+template <class F>
+void gemm_batch(std::size_t count, std::size_t macs, bool distinct_outputs, F&& product) {
+  if (distinct_outputs && count > 1 && count * macs >= kGemmGrain) return kernels::run_tasks(count, kernels::num_threads(), product);
+  for (std::size_t i = 0; i < count; ++i) product(i);
 }
 
 // Argument checks that throw ag::Error naming the op.

@@ -409,11 +409,11 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
     using T = decltype(t);
     const T *Q = q.array().ptr<T>(), *K = k.array().ptr<T>();
     const T* Bias = bias.defined() ? bias.array().ptr<T>() : nullptr;
-    for (std::size_t b = 0; b < p.slices; ++b) {
+    detail::gemm_batch(p.slices, p.Tq * p.Tk * p.d, true, [&](std::size_t b) {  // the slices side by side (Note [threads])
       T* W = w.ptr<T>() + b * sw;
       tile_scores(W, p, b, Q + b * sq, K + b * sk, Bias, 0, p.Tq, 0, p.Tk);
       kernels::softmax_rows(W, W, p.Tq, p.Tk);  // in place; a fully blocked row gets zeros
-    }
+    });
   });
   std::vector<Tensor> inputs{q, k};
   if (bias.defined()) inputs.push_back(bias);
@@ -426,9 +426,9 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
       if (!gq && !gk && !gb) return;
       const T *Q = self.inputs[0]->data.ptr<T>(), *K = self.inputs[1]->data.ptr<T>();
       const T scale = T(p.scale);
-      std::vector<T> dS(sw);
-      for (std::size_t b = 0; b < p.slices; ++b) {
-        std::fill(dS.begin(), dS.end(), T(0));  // the kernel adds into it
+      // The slices side by side, unless the bias's gradient sums over them (Note [threads]).
+      detail::gemm_batch(p.slices, 2 * p.Tq * p.Tk * p.d, !gb, [&](std::size_t b) {
+        std::vector<T> dS(sw, T(0));  // the kernel adds into it
         kernels::softmax_backward_rows(dS.data(), self.data.ptr<T>() + b * sw, self.grad->ptr<T>() + b * sw, p.Tq, p.Tk);
         if (gq) gemm(false, false, p.Tq, p.d, p.Tk, scale, dS.data(), K + b * sk, T(1), gq->data() + b * sq);
         if (gk) gemm(true, false, p.Tk, p.d, p.Tq, scale, dS.data(), Q + b * sq, T(1), gk->data() + b * sk);
@@ -437,7 +437,7 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const AttentionMask& 
             T* gr = gb->data() + p.bias_at.at(b, i, 0);
             for (std::size_t j = 0; j < p.Tk; ++j) gr[std::ptrdiff_t(j) * p.bias_at.col] += dS[i * p.Tk + j];
           }
-      }
+      });
     });
   });
 }

@@ -19,6 +19,21 @@ using detail::gemm;
 using detail::make_result;
 
 namespace detail {
+namespace {
+// Note [threads]: BLAS runs on one thread per call; the engine's threads split the work.
+[[maybe_unused]] const bool g_blas_single_threaded = (openblas_set_num_threads(1), true);
+
+template <class T>
+void blas_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A, std::size_t lda, const T* B,
+               std::size_t ldb, T beta, T* C, std::size_t ldc) {
+  const auto trans_a = ta ? CblasTrans : CblasNoTrans, trans_b = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, trans_a, trans_b, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, trans_a, trans_b, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+}  // namespace
+
 // See internal.hpp.
 template <class T>
 void gemm_impl(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T alpha, const T* A, std::size_t lda,
@@ -31,11 +46,21 @@ void gemm_impl(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, T 
     }
     return;
   }
-  const auto trans_a = ta ? CblasTrans : CblasNoTrans, trans_b = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, trans_a, trans_b, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, trans_a, trans_b, int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  const std::size_t threads = kernels::in_task() ? 1 : std::min(kernels::num_threads(), M * N * K / kGemmGrain);
+  if (threads <= 1) return blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // Blocks of C's rows (A's rows), or of its columns (B's columns) when there are too few rows to
+  // give each thread 48, in multiples of 24 (whole register tiles of OpenBLAS's kernels).
+  const bool by_rows = M >= 48 * threads || M >= N;
+  const std::size_t extent = by_rows ? M : N;
+  const std::size_t block = ((extent + threads - 1) / threads + 23) / 24 * 24;
+  const std::size_t blocks = (extent + block - 1) / block;
+  kernels::run_tasks(blocks, threads, [&](std::size_t i) {
+    const std::size_t start = i * block, size = std::min(extent, start + block) - start;
+    if (by_rows)
+      blas_gemm(ta, tb, size, N, K, alpha, ta ? A + start : A + start * lda, lda, B, ldb, beta, C + start * ldc, ldc);
+    else
+      blas_gemm(ta, tb, M, size, K, alpha, A, lda, tb ? B + start * ldb : B + start, ldb, beta, C + start, ldc);
+  });
 }
 
 void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A, std::size_t lda,
@@ -105,8 +130,9 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
     const T *A = a.array().ptr<T>(), *B = b.array().ptr<T>();
     T* C = out.ptr<T>();
     if (p.fold_a) return gemm(false, false, p.a_index.size() * p.M, p.N, p.K, T(1), A, B, T(0), C);
-    for (std::size_t i = 0; i < p.a_index.size(); ++i)
+    detail::gemm_batch(p.a_index.size(), p.M * p.N * p.K, true, [&](std::size_t i) {
       gemm(false, false, p.M, p.N, p.K, T(1), A + p.a_index[i] * sa, B + p.b_index[i] * sb, T(0), C + i * sc);
+    });
   });
   return make_result("matmul", std::move(out), {a, b}, [p](Node& self) {
     const std::size_t sa = p.M * p.K, sb = p.K * p.N, sc = p.M * p.N;
@@ -124,16 +150,18 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
         const T beta = fresh ? T(0) : T(1);
         if (p.fold_a) gemm(false, true, rows, p.K, p.N, T(1), dC, B, beta, gA->data());
         else
-          for (std::size_t i = 0; i < p.a_index.size(); ++i)
+          detail::gemm_batch(batches, p.M * p.N * p.K, !p.a_broadcast, [&](std::size_t i) {
             gemm(false, true, p.M, p.K, p.N, T(1), dC + i * sc, B + p.b_index[i] * sb, beta, gA->data() + p.a_index[i] * sa);
+          });
       }
       if (auto* gB = self.input_grad<T>(1, fresh)) {  // dB += A^T · dC
         if (fresh && ((!p.fold_a && p.b_broadcast) || (p.fold_a ? rows : p.M) == 0 || batches == 0)) gB->fill(T(0)), fresh = false;
         const T beta = fresh ? T(0) : T(1);
         if (p.fold_a) gemm(true, false, p.K, p.N, rows, T(1), A, dC, beta, gB->data());
         else
-          for (std::size_t i = 0; i < p.a_index.size(); ++i)
+          detail::gemm_batch(batches, p.M * p.N * p.K, !p.b_broadcast, [&](std::size_t i) {
             gemm(true, false, p.K, p.N, p.M, T(1), A + p.a_index[i] * sa, dC + i * sc, beta, gB->data() + p.b_index[i] * sb);
+          });
       }
     });
   });
@@ -164,7 +192,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     T* y = out.ptr<T>();
     if (bias.defined()) {  // y starts as the bias in every row, then gemm adds x W^T (beta = 1)
       const T* b = bias.array().ptr<T>();
-      for (std::size_t r = 0; r < rows; ++r) std::copy(b, b + out_f, y + r * out_f);
+      kernels::parallel_for(rows, out_f, 1, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r) std::copy(b, b + out_f, y + r * out_f);
+      });
     }
     if (rows && out_f) gemm(false, true, rows, out_f, in_f, T(1), x.array().ptr<T>(), weight.array().ptr<T>(), T(bias.defined() ? 1 : 0), y);
   });
@@ -181,8 +211,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       if (auto* dw = self.input_grad<T>(1, fresh))
         gemm(true, false, out_f, in_f, rows, T(1), dy, self.inputs[0]->data.ptr<T>(), T(fresh ? 0 : 1), dw->data());
       if (self.inputs.size() > 2)
-        if (auto* db = self.input_grad<T>(2))
-          for (std::size_t r = 0; r < rows; ++r) kernels::acc(db->data(), dy + r * out_f, out_f);
+        if (auto* db = self.input_grad<T>(2))  // column blocks over the threads, each summed over the rows in order
+          kernels::parallel_for(out_f, rows, 16, [&](std::size_t c0, std::size_t c1) {
+            for (std::size_t r = 0; r < rows; ++r) kernels::acc(db->data() + c0, dy + r * out_f + c0, c1 - c0);
+          });
     });
   });
 }

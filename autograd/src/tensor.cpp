@@ -49,6 +49,8 @@ DetectAnomaly::~DetectAnomaly() { g_detect_anomaly = previous_; }
 // ---- shapes and arrays -------------------------------------------------------------------
 const char* dtype_name(Dtype d) { return d == Dtype::f32 ? "float32" : "float64"; }
 const char* simd_target() { return kernels::simd_target(); }
+std::size_t get_num_threads() { return kernels::num_threads(); }
+void set_num_threads(std::size_t n) { kernels::set_num_threads(n); }
 std::ostream& operator<<(std::ostream& os, Dtype d) { return os << dtype_name(d); }
 
 std::string shape_str(const Shape& s) {

@@ -19,6 +19,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -28,6 +29,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -849,7 +851,7 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
   const std::size_t n = k::kParallelGrain + 4099, rows = 1001, cols = 301;
   const std::vector<float> grad = random(n), x = random(rows * cols), dy = random(rows * cols);
   const std::vector<float> param0 = random(n);
-  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back;
+  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back, elementwise;
   for (std::size_t threads : {1, 2, 3}) {
     k::set_num_threads(threads);
     BOOST_TEST(k::num_threads() == threads);
@@ -866,6 +868,14 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     k::softmax_backward_rows(dx.data(), y.data(), dy.data(), rows, cols);
     k::log_softmax_backward_rows(ldx.data(), ly.data(), dy.data(), rows, cols);
     softmax.push_back(y), log_softmax.push_back(ly), softmax_back.push_back(dx), log_softmax_back.push_back(ldx);
+    std::vector<float> e(n), g(n), d(n, 0.25f), s(n), acc = param0;  // element-wise: unary, backward, binary, scalar, acc
+    k::exp(e.data(), grad.data(), n);
+    k::gelu(g.data(), grad.data(), n);
+    k::gelu_backward(d.data(), grad.data(), param0.data(), n);
+    k::mul(s.data(), grad.data(), param0.data(), n);
+    k::add_scalar(s.data(), s.data(), 0.5f, n);
+    k::acc_scaled(acc.data(), grad.data(), 0.3f, n);
+    for (auto* v : {&e, &g, &d, &s, &acc}) elementwise.push_back(*v);
   }
   k::set_num_threads(0);
   for (std::size_t t = 1; t < 3; ++t) {
@@ -875,6 +885,8 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     BOOST_TEST((stats[t] == stats[0]), "log_softmax_stats_rows, " << t + 1 << " threads");
     BOOST_TEST((softmax_back[t] == softmax_back[0]), "softmax_backward_rows, " << t + 1 << " threads");
     BOOST_TEST((log_softmax_back[t] == log_softmax_back[0]), "log_softmax_backward_rows, " << t + 1 << " threads");
+    const char* names[] = {"exp", "gelu", "gelu_backward", "mul, add_scalar", "acc_scaled"};
+    for (std::size_t i = 0; i < 5; ++i) BOOST_TEST((elementwise[5 * t + i] == elementwise[i]), names[i] << ", " << t + 1 << " threads");
   }
   BOOST_TEST(adam[0] != param0);  // the update did something
 }
@@ -900,6 +912,120 @@ BOOST_AUTO_TEST_CASE(cross_entropy_backward_threads_give_the_same_bits) {
   BOOST_TEST((grads[2] == grads[0]));
   BOOST_TEST((grads[3] == grads[1]));
   BOOST_TEST((grads[0] != grads[1]));
+}
+
+// Note [threads]: the pool runs every task once, on the caller's thread too; a task that asks for
+// threads runs its own tasks in place, and a second caller while the pool is busy runs its tasks
+// itself: no task lost, run twice, or deadlocked.
+BOOST_AUTO_TEST_CASE(run_tasks_runs_every_task_once) {
+  k::set_num_threads(3);
+  for (std::size_t tasks : {1, 2, 3, 7, 1000}) {
+    std::vector<std::atomic<int>> runs(tasks);
+    k::run_tasks(tasks, 3, [&](std::size_t t) { runs[t].fetch_add(1); });
+    for (std::size_t t = 0; t < tasks; ++t) BOOST_TEST(runs[t].load() == 1, tasks << " tasks: task " << t);
+  }
+  std::vector<std::atomic<int>> inner(8 * 8);  // nested
+  k::run_tasks(8, 3, [&](std::size_t i) { k::run_tasks(8, 3, [&](std::size_t j) { inner[i * 8 + j].fetch_add(1); }); });
+  for (auto& r : inner) BOOST_TEST(r.load() == 1);
+  std::vector<std::atomic<int>> a(500), b(500);  // two callers at once
+  std::thread other([&] {
+    for (int round = 0; round < 50; ++round) k::run_tasks(10, 3, [&](std::size_t t) { b[std::size_t(round) * 10 + t].fetch_add(1); });
+  });
+  for (int round = 0; round < 50; ++round) k::run_tasks(10, 3, [&](std::size_t t) { a[std::size_t(round) * 10 + t].fetch_add(1); });
+  other.join();
+  for (std::size_t t = 0; t < 500; ++t) BOOST_TEST((a[t].load() == 1 && b[t].load() == 1), "task " << t);
+  k::set_num_threads(0);
+}
+
+// gemm splits a product of kGemmGrain multiply-adds or more into blocks of rows (or of columns),
+// one per thread; matmul and attention_weights spread a batch of smaller products over the
+// threads. A batch's products are each one BLAS call on some thread: the same bits with 1, 2 and
+// 3 threads. A split product may differ from one thread's in the last bits (OpenBLAS rounds a
+// block's edge tiles in another order): within a few float epsilons of the product's scale, and
+// the same bits from run to run. Awkward sizes (not multiples of the 24-row blocks), both
+// transposes (the backward's gemms), a broadcast operand (whose gradient sums over the batch, in
+// order, on one thread), float32 and float64.
+BOOST_AUTO_TEST_CASE(threaded_gemms_match_one_thread) {
+  struct Case {
+    const char* name;
+    ag::Shape a, b;
+    bool split;  // a product large enough to be split
+  };
+  const Case cases[] = {
+      {"tall product, split by rows", {301, 257}, {257, 299}, true},
+      {"wide product, split by columns", {37, 200}, {200, 1001}, true},
+      {"folded batch, shared weight", {6, 129, 200}, {200, 97}, true},
+      {"batched small products", {8, 3, 70, 50}, {8, 3, 50, 61}, false},
+      {"broadcast batch", {8, 1, 70, 50}, {1, 3, 50, 61}, false},
+  };
+  auto max_abs_diff = [](const std::vector<double>& x, const std::vector<double>& y) {
+    double m = 0, scale = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i])), scale = std::max(scale, std::abs(x[i]));
+    return m / scale;
+  };
+  for (ag::Dtype dtype : {ag::Dtype::f32, ag::Dtype::f64})
+    for (const Case& c : cases) {
+      const double eps = dtype == ag::Dtype::f32 ? 1e-6 : 1e-15;
+      std::vector<std::vector<double>> results;  // per run: product, a's gradient, b's gradient
+      for (std::size_t threads : {1, 2, 3, 2}) {
+        k::set_num_threads(threads);
+        ag::Generator gen(11);
+        ag::Tensor a = ag::randn(c.a, gen, {dtype, true}), b = ag::randn(c.b, gen, {dtype, true});
+        const ag::Tensor y = ag::matmul(a, b);
+        ag::sum(y * y).backward();
+        results.push_back(y.to_vector()), results.push_back(a.grad().to_vector()), results.push_back(b.grad().to_vector());
+      }
+      const char* what[] = {"the product", "a's gradient", "b's gradient"};
+      for (std::size_t r = 1; r < 4; ++r)
+        for (std::size_t i = 0; i < 3; ++i) {
+          const auto &one = results[i], &now = results[3 * r + i];
+          const std::size_t threads = r == 2 ? 3 : 2;
+          if (c.split) BOOST_TEST(max_abs_diff(now, one) < 8 * eps, c.name << ", " << threads << " threads: " << what[i]);
+          else BOOST_TEST((now == one), c.name << ", " << threads << " threads: " << what[i]);
+        }
+      for (std::size_t i = 0; i < 3; ++i)  // 2 threads, twice
+        BOOST_TEST((results[9 + i] == results[3 + i]), c.name << ", 2 threads run twice: " << what[i]);
+    }
+  // linear's bias gradient, summed over the rows per column block on each thread: the in-order
+  // float sum of each column of dy = 2 y, bit for bit
+  for (std::size_t threads : {1, 2, 3}) {
+    k::set_num_threads(threads);
+    ag::Generator gen(12);
+    ag::Tensor x = ag::randn({9000, 50}, gen), w = ag::randn({97, 50}, gen, {.requires_grad = true}),
+               bias = ag::randn({97}, gen, {.requires_grad = true});
+    const ag::Tensor y = ag::linear(x, w, bias);
+    ag::sum(y * y).backward();
+    const float* yv = y.array().ptr<float>();
+    std::vector<float> expected(97, 0.f);
+    for (std::size_t r = 0; r < 9000; ++r)  // 9,000 x 97 entries: three column blocks with 3 threads
+      for (std::size_t j = 0; j < 97; ++j) expected[j] += 2.f * yv[r * 97 + j];
+    const ag::Tensor db = bias.grad();
+    BOOST_TEST((std::vector<float>(db.array().ptr<float>(), db.array().ptr<float>() + 97) == expected),
+               "linear's bias gradient, " << threads << " threads");
+  }
+  // attention_weights: its slices side by side (forward and backward), and with a float mask that
+  // takes a gradient (summed over the slices: one thread)
+  for (bool bias_grad : {false, true}) {
+    std::vector<std::vector<double>> w, gq, gk, gbias;
+    for (std::size_t threads : {1, 2, 3}) {
+      k::set_num_threads(threads);
+      ag::Generator gen(5);
+      ag::Tensor q = ag::randn({4, 6, 45, 24}, gen, {.requires_grad = true}), key = ag::randn({4, 6, 53, 24}, gen, {.requires_grad = true});
+      ag::Tensor bias = ag::randn({45, 53}, gen);
+      if (bias_grad) bias.requires_grad_();
+      const ag::Tensor weights = ag::attention_weights(q, key, bias);
+      ag::sum(weights * weights).backward();
+      w.push_back(weights.to_vector()), gq.push_back(q.grad().to_vector()), gk.push_back(key.grad().to_vector());
+      if (bias_grad) gbias.push_back(bias.grad().to_vector());
+    }
+    for (std::size_t t = 1; t < 3; ++t) {
+      BOOST_TEST((w[t] == w[0]), "attention_weights, " << t + 1 << " threads");
+      BOOST_TEST((gq[t] == gq[0]), "attention_weights' q gradient, " << t + 1 << " threads");
+      BOOST_TEST((gk[t] == gk[0]), "attention_weights' k gradient, " << t + 1 << " threads");
+      if (bias_grad) BOOST_TEST((gbias[t] == gbias[0]), "attention_weights' mask gradient, " << t + 1 << " threads");
+    }
+  }
+  k::set_num_threads(0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -30,6 +30,12 @@ const char* dtype_name(Dtype d);
 // The SIMD target the kernels chose at run time, e.g. "AVX3" (AVX-512). The environment variable
 // ATTNLAB_SIMD=AVX2 caps it (for figures that are equal on every x86 machine; see kernels.cc).
 const char* simd_target();
+// The threads the engine's matmuls and large element-wise kernels use (BLAS runs on one thread
+// per call; Note [threads] in kernels.hpp): $ATTNLAB_NUM_THREADS, else $OPENBLAS_NUM_THREADS, else
+// the machine's cores. set_num_threads(n) overrides it for the process (0: back to the
+// environment's count), as torch.set_num_threads does.
+std::size_t get_num_threads();
+void set_num_threads(std::size_t n);
 std::ostream& operator<<(std::ostream& os, Dtype d);  // "float32" / "float64"
 
 template <class T>

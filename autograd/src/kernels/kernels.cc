@@ -23,7 +23,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <thread>
 #include <vector>
 
 #include "hwy/highway.h"
@@ -558,26 +557,6 @@ bool cap_simd_target_from_env() {
 [[maybe_unused]] const bool g_simd_capped = cap_simd_target_from_env();
 }  // namespace
 
-// Note [threads] (kernels.hpp): the count, and the split.
-namespace {
-std::size_t g_threads_set = 0;  // set_num_threads; 0 = from the environment
-std::size_t threads_from_env() {
-  for (const char* name : {"ATTNLAB_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
-    const char* v = std::getenv(name);
-    if (v && *v) {
-      const long n = std::strtol(v, nullptr, 10);
-      if (n >= 1) return std::size_t(n);
-    }
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-}  // namespace
-
-std::size_t num_threads() {
-  static const std::size_t from_env = threads_from_env();
-  return g_threads_set ? g_threads_set : from_env;
-}
-void set_num_threads(std::size_t n) { g_threads_set = n; }
 
 #define AG_EXPORT(Kernel) \
   HWY_EXPORT(Kernel##F32);  \
@@ -592,37 +571,58 @@ AG_EXPORT(AdamUpdate)
 #undef AG_EXPORT
 
 // The explicit specializations declared in kernels.hpp: T = float calls the F32 table, double F64.
+// Element-wise kernels split their buffers into chunks of whole 64-element blocks, one per thread
+// (Note [threads]): every element computed as on one thread, vector tails only at the end.
+#define AG_CHUNKS(n, body) parallel_for(n, 1, 64, [&](std::size_t b, std::size_t e) { body; })
 #define AG_DISPATCH(T, S)                                                                                        \
-  template <> void exp<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Exp##S)(y, x, n); }          \
-  template <> void log<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Log##S)(y, x, n); }          \
-  template <> void tanh<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Tanh##S)(y, x, n); }        \
-  template <> void sigmoid<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Sigmoid##S)(y, x, n); }  \
-  template <> void relu<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Relu##S)(y, x, n); }        \
-  template <> void gelu<T>(T* y, const T* x, std::size_t n) { HWY_DYNAMIC_DISPATCH(Gelu##S)(y, x, n); }        \
+  template <> void exp<T>(T* y, const T* x, std::size_t n) { AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Exp##S)(y + b, x + b, e - b)); } \
+  template <> void log<T>(T* y, const T* x, std::size_t n) { AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Log##S)(y + b, x + b, e - b)); } \
+  template <> void tanh<T>(T* y, const T* x, std::size_t n) { AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Tanh##S)(y + b, x + b, e - b)); } \
+  template <> void sigmoid<T>(T* y, const T* x, std::size_t n) {                                               \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Sigmoid##S)(y + b, x + b, e - b));                                       \
+  }                                                                                                            \
+  template <> void relu<T>(T* y, const T* x, std::size_t n) { AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Relu##S)(y + b, x + b, e - b)); } \
+  template <> void gelu<T>(T* y, const T* x, std::size_t n) { AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Gelu##S)(y + b, x + b, e - b)); } \
   template <> void tanh_backward<T>(T* dx, const T* y, const T* dy, std::size_t n) {                           \
-    HWY_DYNAMIC_DISPATCH(TanhBackward##S)(dx, y, dy, n);                                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(TanhBackward##S)(dx + b, y + b, dy + b, e - b));                         \
   }                                                                                                            \
   template <> void sigmoid_backward<T>(T* dx, const T* y, const T* dy, std::size_t n) {                        \
-    HWY_DYNAMIC_DISPATCH(SigmoidBackward##S)(dx, y, dy, n);                                                    \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(SigmoidBackward##S)(dx + b, y + b, dy + b, e - b));                      \
   }                                                                                                            \
   template <> void relu_backward<T>(T* dx, const T* x, const T* dy, std::size_t n) {                           \
-    HWY_DYNAMIC_DISPATCH(ReluBackward##S)(dx, x, dy, n);                                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(ReluBackward##S)(dx + b, x + b, dy + b, e - b));                         \
   }                                                                                                            \
   template <> void gelu_backward<T>(T* dx, const T* x, const T* dy, std::size_t n) {                           \
-    HWY_DYNAMIC_DISPATCH(GeluBackward##S)(dx, x, dy, n);                                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(GeluBackward##S)(dx + b, x + b, dy + b, e - b));                         \
   }                                                                                                            \
-  template <> void add<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(AddK##S)(o, a, b, n); } \
-  template <> void sub<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(SubK##S)(o, a, b, n); } \
-  template <> void mul<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(MulK##S)(o, a, b, n); } \
-  template <> void div<T>(T* o, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(DivK##S)(o, a, b, n); } \
-  template <> void add_scalar<T>(T* o, const T* a, T s, std::size_t n) { HWY_DYNAMIC_DISPATCH(AddScalar##S)(o, a, s, n); } \
-  template <> void mul_scalar<T>(T* o, const T* a, T s, std::size_t n) { HWY_DYNAMIC_DISPATCH(MulScalar##S)(o, a, s, n); } \
-  template <> void acc<T>(T* dst, const T* src, std::size_t n) { HWY_DYNAMIC_DISPATCH(Acc##S)(dst, src, n); }  \
+  template <> void add<T>(T* o, const T* x, const T* y, std::size_t n) {                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(AddK##S)(o + b, x + b, y + b, e - b));                                   \
+  }                                                                                                            \
+  template <> void sub<T>(T* o, const T* x, const T* y, std::size_t n) {                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(SubK##S)(o + b, x + b, y + b, e - b));                                   \
+  }                                                                                                            \
+  template <> void mul<T>(T* o, const T* x, const T* y, std::size_t n) {                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(MulK##S)(o + b, x + b, y + b, e - b));                                   \
+  }                                                                                                            \
+  template <> void div<T>(T* o, const T* x, const T* y, std::size_t n) {                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(DivK##S)(o + b, x + b, y + b, e - b));                                   \
+  }                                                                                                            \
+  template <> void add_scalar<T>(T* o, const T* x, T s, std::size_t n) {                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(AddScalar##S)(o + b, x + b, s, e - b));                                  \
+  }                                                                                                            \
+  template <> void mul_scalar<T>(T* o, const T* x, T s, std::size_t n) {                                       \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(MulScalar##S)(o + b, x + b, s, e - b));                                  \
+  }                                                                                                            \
+  template <> void acc<T>(T* dst, const T* src, std::size_t n) { AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(Acc##S)(dst + b, src + b, e - b)); } \
   template <> void acc_scaled<T>(T* dst, const T* src, T alpha, std::size_t n) {                               \
-    HWY_DYNAMIC_DISPATCH(AccScaled##S)(dst, src, alpha, n);                                                    \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(AccScaled##S)(dst + b, src + b, alpha, e - b));                          \
   }                                                                                                            \
-  template <> void acc_mul<T>(T* dst, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(AccMul##S)(dst, a, b, n); } \
-  template <> void acc_div<T>(T* dst, const T* a, const T* b, std::size_t n) { HWY_DYNAMIC_DISPATCH(AccDiv##S)(dst, a, b, n); } \
+  template <> void acc_mul<T>(T* dst, const T* x, const T* y, std::size_t n) {                                 \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(AccMul##S)(dst + b, x + b, y + b, e - b));                               \
+  }                                                                                                            \
+  template <> void acc_div<T>(T* dst, const T* x, const T* y, std::size_t n) {                                 \
+    AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(AccDiv##S)(dst + b, x + b, y + b, e - b));                               \
+  }                                                                                                            \
   template <> T sum<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Sum##S)(x, n); }               \
   template <> T max<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Max##S)(x, n); }               \
   template <> void softmax_rows<T>(T* y, const T* x, std::size_t rows, std::size_t cols) {                     \
@@ -669,6 +669,7 @@ AG_EXPORT(AdamUpdate)
 AG_DISPATCH(float, F32)
 AG_DISPATCH(double, F64)
 #undef AG_DISPATCH
+#undef AG_CHUNKS
 
 }  // namespace ag::kernels
 #endif  // HWY_ONCE

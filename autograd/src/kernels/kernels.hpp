@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <thread>
-#include <vector>
+#include <type_traits>
 
 namespace ag::kernels {
 
@@ -78,16 +77,41 @@ template <class T> void layer_norm_backward_rows(T* dx, T* dgamma, T* dbeta, con
 // one Adam/AdamW step on a parameter vector, updating m and v in place
 template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::size_t n, const AdamParams& p);
 
-// Note [threads]: the kernels above that stream through large buffers while BLAS is idle
-// (adam_update, the softmax and log-softmax rows, their statistics and backward) and cross-entropy's backward
-// split them into contiguous chunks of elements or rows, one per thread, when there are at least
-// kParallelGrain elements. Each element or row is computed exactly as on one thread, so results
-// are identical bit for bit with any thread count. The count: $ATTNLAB_NUM_THREADS, else
-// $OPENBLAS_NUM_THREADS (the lessons and the tests set 1: one thread, as their timings assume),
-// else the machine's cores.
+// Note [threads]: the engine runs its parallel work on its own threads, and BLAS on one thread
+// per call (ops_matmul.cpp sets OpenBLAS to one thread when it loads). Why: OpenBLAS's own threads
+// run attention's per-head 128 x 128 x 32 gemms at a quarter of the rate two single-threaded
+// gemms side by side reach, and its idle worker spins on the core the engine's other work wants.
+// What runs on several threads:
+// - gemm (ops_matmul.cpp): one product of at least kGemmGrain multiply-adds is split into
+//   row (or column) blocks, one per thread; a batch of smaller products (matmul's batch
+//   elements, attention's heads) is spread over the threads, one product per task; linear's bias
+//   is copied into the rows, and its gradient summed over them, in blocks over the threads.
+// - the kernels above that stream through large buffers (the element-wise ones, adam_update, the
+//   softmax and log-softmax rows, their statistics and backward; not sum, max or the layer norm)
+//   and cross-entropy's backward, from kParallelGrain elements: contiguous chunks of elements
+//   (whole 64-element blocks) or rows, one per thread.
+// Every element, row or product of a batch is computed exactly as on one thread, so those results
+// have the same bits with any thread count. A product split into blocks may differ from one
+// thread's in the last bits (OpenBLAS's kernels round a block's edge tiles in another order), as
+// it did with OpenBLAS's own threads; for a given thread count every result is the same from run
+// to run. The count: $ATTNLAB_NUM_THREADS, else $OPENBLAS_NUM_THREADS (the lessons and the tests
+// set 1: one thread, as their timings assume), else the machine's cores.
 std::size_t num_threads();
 void set_num_threads(std::size_t n);  // 0: back to the environment's count
 inline constexpr std::size_t kParallelGrain = std::size_t(1) << 18;  // below it a thread costs more than it saves
+
+// Runs fn(ctx, t) for every t in [0, tasks) on up to `threads` threads (the caller's included) of
+// a pool started on first use, and returns when every task is done. The tasks run one after
+// another on the caller's thread when threads <= 1, inside a task (no nesting), or while another
+// thread is using the pool. fn must not throw.
+void run_tasks(std::size_t tasks, std::size_t threads, void (*fn)(void* ctx, std::size_t t), void* ctx);
+// True inside a task of run_tasks (where more threads are not to be had).
+bool in_task();
+template <class F>
+void run_tasks(std::size_t tasks, std::size_t threads, F&& f) {
+  using Fn = std::remove_reference_t<F>;
+  run_tasks(tasks, threads, [](void* ctx, std::size_t t) { (*static_cast<Fn*>(ctx))(t); }, const_cast<void*>(static_cast<const void*>(&f)));
+}
 
 // f(begin, end) over [0, n) units of `unit_size` elements each, in contiguous chunks, one per
 // thread (this thread takes the first); chunk starts are multiples of `align` units. f must not throw.
@@ -100,10 +124,8 @@ void parallel_for(std::size_t n, std::size_t unit_size, std::size_t align, F&& f
   }
   std::size_t chunk = (n + threads - 1) / threads;
   chunk = (chunk + align - 1) / align * align;
-  std::vector<std::thread> workers;
-  for (std::size_t b = chunk; b < n; b += chunk) workers.emplace_back([&f, b, e = std::min(n, b + chunk)] { f(b, e); });
-  f(std::size_t(0), std::min(n, chunk));
-  for (auto& w : workers) w.join();
+  const std::size_t chunks = (n + chunk - 1) / chunk;
+  run_tasks(chunks, chunks, [&](std::size_t c) { f(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
 }  // namespace ag::kernels
