@@ -296,19 +296,29 @@ void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const S
   });
 }
 
-void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src) {
+void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool one_to_one) {
   const Strides ss = contiguous_strides(src.shape());
   dispatch(dst.dtype(), [&](auto t) {
     using T = decltype(t);
-    T* d = dst.ptr<T>() + offset;
-    const T* s = src.ptr<T>();
-    for_each_row<2>(src.shape(), {&strides, &ss}, [&](auto off, std::size_t len, auto inner) {
-      T* dr = d + off[0];
-      const T* sr = s + off[1];
-      if (inner[0] == 1) kernels::acc(dr, sr, len);
-      else if (inner[0] == 0) *dr += kernels::sum(sr, len);
-      else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * inner[0]] += sr[j];
-    });
+    // src's entries [b0, b1) along its first axis into their places in dst
+    auto add_range = [&](std::size_t b0, std::size_t b1) {
+      Shape shape = src.shape();
+      if (!shape.empty()) shape[0] = b1 - b0;
+      T* d = dst.ptr<T>() + offset + (shape.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
+      const T* s = src.ptr<T>() + (shape.empty() ? 0 : std::ptrdiff_t(b0) * ss[0]);
+      for_each_row<2>(shape, {&strides, &ss}, [&](auto off, std::size_t len, auto inner) {
+        T* dr = d + off[0];
+        const T* sr = s + off[1];
+        if (inner[0] == 1) kernels::acc(dr, sr, len);
+        else if (inner[0] == 0) *dr += kernels::sum(sr, len);
+        else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * inner[0]] += sr[j];
+      });
+    };
+    // Every src entry its own dst entry (a view): blocks along the first axis over the threads.
+    if (one_to_one && src.dim() >= 2)
+      kernels::parallel_for(src.shape()[0], src.size() / std::max<std::size_t>(src.shape()[0], 1), 1, add_range);
+    else
+      add_range(0, src.dim() ? src.shape()[0] : 1);
   });
 }
 

@@ -89,8 +89,10 @@ void for_each_row(const Shape& shape, const std::array<const Strides*, N>& strid
 
 // dst (contiguous, shape `shape`) = src read through (offset, strides).
 void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const Strides& strides);
-// dst read through (offset, strides) += src (contiguous, shape src.shape()).
-void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src);
+// dst read through (offset, strides) += src (contiguous, shape src.shape()). one_to_one: no two
+// src entries share a dst entry (the strides of a view); then blocks along src's first axis run
+// on the threads (Note [threads]), each entry added as on one thread.
+void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool one_to_one = false);
 // Sums g over the axes along which `target` was broadcast to g's shape; the result has shape target.
 Array reduce_to_shape(const Array& g, const Shape& target);
 // Array-level permutation of axes (a contiguous copy).

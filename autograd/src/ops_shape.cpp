@@ -139,7 +139,7 @@ Tensor strided_view(const char* op, const Tensor& x, const Shape& shape, std::pt
     if (!self.needs_grad(0)) return;
     Node& in = *self.inputs[0];
     if (!in.grad) in.grad = Array(in.data.dtype(), in.data.shape());
-    detail::scatter_add_strided(*in.grad, offset, strides, *self.grad);
+    detail::scatter_add_strided(*in.grad, offset, strides, *self.grad, /*one_to_one=*/true);
   });
 }
 

@@ -1003,6 +1003,23 @@ BOOST_AUTO_TEST_CASE(threaded_gemms_match_one_thread) {
     BOOST_TEST((std::vector<float>(db.array().ptr<float>(), db.array().ptr<float>() + 97) == expected),
                "linear's bias gradient, " << threads << " threads");
   }
+  // a view's gradient (slice, split_heads) added in blocks along its first axis over the threads:
+  // every entry once, in its place
+  for (std::size_t threads : {1, 2, 3}) {
+    k::set_num_threads(threads);
+    ag::Generator gen(13);
+    ag::Tensor x = ag::randn({601, 1000}, gen, {.requires_grad = true});
+    const ag::Tensor y = ag::slice(x, 1, 100, 997, 3);
+    ag::sum(y * y).backward();
+    const float *xv = x.array().ptr<float>(), *gx = x.grad().array().ptr<float>();
+    std::size_t wrong = 0;
+    for (std::size_t r = 0; r < 601; ++r)
+      for (std::size_t c = 0; c < 1000; ++c) {
+        const bool in_view = c >= 100 && c < 997 && (c - 100) % 3 == 0;
+        wrong += gx[r * 1000 + c] != (in_view ? 2.f * xv[r * 1000 + c] : 0.f);
+      }
+    BOOST_TEST(wrong == 0u, "slice's gradient, " << threads << " threads: " << wrong << " entries wrong");
+  }
   // attention_weights: its slices side by side (forward and backward), and with a float mask that
   // takes a gradient (summed over the slices: one thread)
   for (bool bias_grad : {false, true}) {
