@@ -1011,7 +1011,8 @@ BOOST_AUTO_TEST_CASE(threaded_gemms_match_one_thread) {
     ag::Tensor x = ag::randn({601, 1000}, gen, {.requires_grad = true});
     const ag::Tensor y = ag::slice(x, 1, 100, 997, 3);
     ag::sum(y * y).backward();
-    const float *xv = x.array().ptr<float>(), *gx = x.grad().array().ptr<float>();
+    const ag::Tensor grad = x.grad();  // held: a pointer into a temporary's array would dangle
+    const float *xv = x.array().ptr<float>(), *gx = grad.array().ptr<float>();
     std::size_t wrong = 0;
     for (std::size_t r = 0; r < 601; ++r)
       for (std::size_t c = 0; c < 1000; ++c) {
