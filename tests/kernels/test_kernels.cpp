@@ -837,9 +837,9 @@ BOOST_AUTO_TEST_CASE(cap_simd_target_limits_the_dispatch) {
   BOOST_TEST(k::simd_target() == best);
 }
 
-// Note [threads]: above kParallelGrain elements the streaming kernels split their buffers over
-// threads; every element or row is computed as on one thread, so 1, 2 and 3 threads give the same
-// bits. Sizes just past the grain and odd, so that the chunks end mid-vector.
+// Note [threads]: from kParallelGrain elements per thread the streaming kernels split their buffers
+// over threads; every element or row is computed as on one thread, so 1, 2 and 3 threads give the
+// same bits. Sizes just past 3 grains (every count splits) and odd, so that the chunks end mid-vector.
 BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
   std::mt19937_64 rng(7);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -848,10 +848,10 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     for (auto& x : v) x = normal(rng);
     return v;
   };
-  const std::size_t n = k::kParallelGrain + 4099, rows = 1001, cols = 301;
+  const std::size_t n = 3 * k::kParallelGrain + 4099, rows = 1001, cols = 301;
   const std::vector<float> grad = random(n), x = random(rows * cols), dy = random(rows * cols);
   const std::vector<float> param0 = random(n);
-  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back, elementwise;
+  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back, layer_norm, elementwise;
   for (std::size_t threads : {1, 2, 3}) {
     k::set_num_threads(threads);
     BOOST_TEST(k::num_threads() == threads);
@@ -868,6 +868,10 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     k::softmax_backward_rows(dx.data(), y.data(), dy.data(), rows, cols);
     k::log_softmax_backward_rows(ldx.data(), ly.data(), dy.data(), rows, cols);
     softmax.push_back(y), log_softmax.push_back(ly), softmax_back.push_back(dx), log_softmax_back.push_back(ldx);
+    std::vector<float> ln(rows * cols + 2 * rows);  // y, then mean and rstd
+    k::layer_norm_rows(ln.data(), ln.data() + rows * cols, ln.data() + rows * cols + rows, x.data(), dy.data(), grad.data(),
+                       rows, cols, 1e-5f);
+    layer_norm.push_back(ln);
     std::vector<float> e(n), g(n), d(n, 0.25f), s(n), acc = param0;  // element-wise: unary, backward, binary, scalar, acc
     k::exp(e.data(), grad.data(), n);
     k::gelu(g.data(), grad.data(), n);
@@ -885,6 +889,7 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     BOOST_TEST((stats[t] == stats[0]), "log_softmax_stats_rows, " << t + 1 << " threads");
     BOOST_TEST((softmax_back[t] == softmax_back[0]), "softmax_backward_rows, " << t + 1 << " threads");
     BOOST_TEST((log_softmax_back[t] == log_softmax_back[0]), "log_softmax_backward_rows, " << t + 1 << " threads");
+    BOOST_TEST((layer_norm[t] == layer_norm[0]), "layer_norm_rows, " << t + 1 << " threads");
     const char* names[] = {"exp", "gelu", "gelu_backward", "mul, add_scalar", "acc_scaled"};
     for (std::size_t i = 0; i < 5; ++i) BOOST_TEST((elementwise[5 * t + i] == elementwise[i]), names[i] << ", " << t + 1 << " threads");
   }

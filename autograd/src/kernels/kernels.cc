@@ -654,7 +654,10 @@ AG_EXPORT(AdamUpdate)
   }                                                                                                            \
   template <> void layer_norm_rows<T>(T* y, T* mean, T* rstd, const T* x, const T* gamma, const T* beta,      \
                                       std::size_t rows, std::size_t cols, T eps) {                             \
-    HWY_DYNAMIC_DISPATCH(LayerNormRows##S)(y, mean, rstd, x, gamma, beta, rows, cols, eps);                    \
+    parallel_for(rows, cols, 1, [&](std::size_t b, std::size_t e) {                                              \
+      const std::size_t o = b * cols;                                                                          \
+      HWY_DYNAMIC_DISPATCH(LayerNormRows##S)(y + o, mean + b, rstd + b, x + o, gamma, beta, e - b, cols, eps);   \
+    });                                                                                                        \
   }                                                                                                            \
   template <> void layer_norm_backward_rows<T>(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x,           \
                                                const T* mean, const T* rstd, const T* gamma, std::size_t rows, \

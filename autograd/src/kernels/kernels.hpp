@@ -87,9 +87,10 @@ template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::si
 //   elements, attention's heads) is spread over the threads, one product per task; linear's bias
 //   is copied into the rows, and its gradient summed over them, in blocks over the threads.
 // - the kernels above that stream through large buffers (the element-wise ones, adam_update, the
-//   softmax and log-softmax rows, their statistics and backward; not sum, max or the layer norm)
-//   and cross-entropy's backward, from kParallelGrain elements: contiguous chunks of elements
-//   (whole 64-element blocks) or rows, one per thread.
+//   softmax and log-softmax rows, their statistics and backward, the layer norm's rows forward; not
+//   sum, max or the layer norm's backward, whose gamma and beta gradients sum over the rows in
+//   order) and cross-entropy's backward, from kParallelGrain elements per thread: contiguous
+//   chunks of elements (whole 64-element blocks) or rows, one per thread.
 // Every element, row or product of a batch is computed exactly as on one thread, so those results
 // have the same bits with any thread count. A product split into blocks may differ from one
 // thread's in the last bits (OpenBLAS's kernels round a block's edge tiles in another order), as
@@ -98,7 +99,9 @@ template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::si
 // set 1: one thread, as their timings assume), else the machine's cores.
 std::size_t num_threads();
 void set_num_threads(std::size_t n);  // 0: back to the environment's count
-inline constexpr std::size_t kParallelGrain = std::size_t(1) << 18;  // below it a thread costs more than it saves
+// The least work (in elements) worth one more thread: handing a chunk to a spinning worker costs
+// about a microsecond, streaming 2^15 floats through a kernel tens of them.
+inline constexpr std::size_t kParallelGrain = std::size_t(1) << 15;
 
 // Runs fn(ctx, t) for every t in [0, tasks) on up to `threads` threads (the caller's included) of
 // a pool started on first use, and returns when every task is done. The tasks run one after
