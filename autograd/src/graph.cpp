@@ -285,14 +285,23 @@ void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const S
   const Strides ds = contiguous_strides(dst.shape());
   dispatch(dst.dtype(), [&](auto t) {
     using T = decltype(t);
-    T* d = dst.ptr<T>();
-    const T* s = src.ptr<T>() + offset;
-    for_each_row<2>(dst.shape(), {&ds, &strides}, [&](auto off, std::size_t len, auto inner) {
-      T* dr = d + off[0];
-      const T* sr = s + off[1];
-      if (inner[1] == 1) std::copy(sr, sr + len, dr);
-      else for (std::size_t j = 0; j < len; ++j) dr[j] = sr[std::ptrdiff_t(j) * inner[1]];
-    });
+    // dst's entries [b0, b1) along its first axis from their places in src
+    auto copy_range = [&](std::size_t b0, std::size_t b1) {
+      Shape shape = dst.shape();
+      if (!shape.empty()) shape[0] = b1 - b0;
+      T* d = dst.ptr<T>() + (shape.empty() ? 0 : std::ptrdiff_t(b0) * ds[0]);
+      const T* s = src.ptr<T>() + offset + (shape.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
+      for_each_row<2>(shape, {&ds, &strides}, [&](auto off, std::size_t len, auto inner) {
+        T* dr = d + off[0];
+        const T* sr = s + off[1];
+        if (inner[1] == 1) std::copy(sr, sr + len, dr);
+        else for (std::size_t j = 0; j < len; ++j) dr[j] = sr[std::ptrdiff_t(j) * inner[1]];
+      });
+    };
+    if (dst.dim() >= 2)  // blocks along the first axis over the threads
+      kernels::parallel_for(dst.shape()[0], dst.size() / std::max<std::size_t>(dst.shape()[0], 1), 1, copy_range);
+    else
+      copy_range(0, dst.dim() ? dst.shape()[0] : 1);
   });
 }
 

@@ -211,10 +211,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       if (auto* dw = self.input_grad<T>(1, fresh))
         gemm(true, false, out_f, in_f, rows, T(1), dy, self.inputs[0]->data.ptr<T>(), T(fresh ? 0 : 1), dw->data());
       if (self.inputs.size() > 2)
-        if (auto* db = self.input_grad<T>(2))  // column blocks over the threads, each summed over the rows in order
-          kernels::parallel_for(out_f, rows, 16, [&](std::size_t c0, std::size_t c1) {
-            for (std::size_t r = 0; r < rows; ++r) kernels::acc(db->data() + c0, dy + r * out_f + c0, c1 - c0);
-          });
+        if (auto* db = self.input_grad<T>(2)) kernels::acc_rows(db->data(), dy, rows, out_f, out_f);  // summed over the rows in order
     });
   });
 }

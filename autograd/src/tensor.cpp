@@ -68,13 +68,23 @@ std::size_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace {
+// Large buffers in chunks over the threads (Note [threads]): zeroing a gradient slot is a pass over
+// memory like any element-wise kernel.
+template <class T>
+void fill_chunks(xt::xarray<T>& a, T value) {
+  T* p = a.data();
+  kernels::parallel_for(a.size(), 1, 64, [&](std::size_t b, std::size_t e) { std::fill(p + b, p + e, value); });
+}
+}  // namespace
+
 Array::Array(Dtype dtype, const Shape& shape) : dtype_(dtype) {
   if (dtype == Dtype::f32) {
     f_ = xt::xarray<float>::from_shape(shape);
-    f_.fill(0.f);
+    fill_chunks(f_, 0.f);
   } else {
     d_ = xt::xarray<double>::from_shape(shape);
-    d_.fill(0.0);
+    fill_chunks(d_, 0.0);
   }
 }
 
@@ -100,8 +110,8 @@ Array Array::to(Dtype d) const {
 }
 
 void Array::fill(double value) {
-  if (dtype_ == Dtype::f32) f_.fill(float(value));
-  else d_.fill(value);
+  if (dtype_ == Dtype::f32) fill_chunks(f_, float(value));
+  else fill_chunks(d_, value);
 }
 
 // ---- Tensor ------------------------------------------------------------------------------

@@ -441,6 +441,20 @@ template <class T> void test_acc() {
     cmp.check(size_label(n), dst, dst_ref);
   }
 }
+// Column sums in row order, as acc row by row: bit for bit, rows of cols and of cols + 3 (a stride).
+template <class T> void test_acc_rows() {
+  Compare<T> cmp("acc_rows", {0, 0});
+  for (auto [rows, cols] : row_shapes())
+    for (std::size_t ld : {cols, cols + 3}) {
+      const std::size_t n = rows ? (rows - 1) * ld + cols : 0;
+      const Guarded<T> x(make_values<T>(n, -1e3, 1e3, exact_edge_values<T>(), std::uint32_t(cols + ld)));
+      const Guarded<T> dst0(make_values<T>(cols, -1e3, 1e3, {}, std::uint32_t(cols + 5)));
+      Guarded<T> dst(dst0), dst_ref(dst0);
+      k::acc_rows<T>(dst.data(), x.data(), rows, cols, ld);
+      ks::acc_rows<T>(dst_ref.data(), x.data(), rows, cols, ld);
+      cmp.check(rows_label(rows, cols) + " ld " + std::to_string(ld), dst, dst_ref);
+    }
+}
 template <class T> void test_acc_mul() {
   // dst + a * b: FMA, as acc_scaled
   check_zip<T>("acc_mul", k::acc_mul<T>, ks::acc_mul<T>, {-2, 2, -2, 2, exact_edge_values<T>(), {T(0), T(1)}}, {1, 1},
@@ -764,6 +778,7 @@ KERNEL_TEST(acc)
 KERNEL_TEST(acc_scaled)
 KERNEL_TEST(acc_mul)
 KERNEL_TEST(acc_div)
+KERNEL_TEST(acc_rows)
 KERNEL_TEST(sum)
 KERNEL_TEST(max)
 KERNEL_TEST(softmax_rows)
@@ -790,7 +805,7 @@ void every_kernel_on(std::int64_t target) {
   RUN_BOTH(exp) RUN_BOTH(log) RUN_BOTH(tanh) RUN_BOTH(sigmoid) RUN_BOTH(relu) RUN_BOTH(gelu)
   RUN_BOTH(tanh_backward) RUN_BOTH(sigmoid_backward) RUN_BOTH(relu_backward) RUN_BOTH(gelu_backward)
   RUN_BOTH(add) RUN_BOTH(sub) RUN_BOTH(mul) RUN_BOTH(div) RUN_BOTH(aliasing) RUN_BOTH(add_scalar)
-  RUN_BOTH(mul_scalar) RUN_BOTH(acc) RUN_BOTH(acc_scaled) RUN_BOTH(acc_mul) RUN_BOTH(acc_div) RUN_BOTH(sum)
+  RUN_BOTH(mul_scalar) RUN_BOTH(acc) RUN_BOTH(acc_scaled) RUN_BOTH(acc_mul) RUN_BOTH(acc_div) RUN_BOTH(acc_rows) RUN_BOTH(sum)
   RUN_BOTH(max) RUN_BOTH(softmax_rows) RUN_BOTH(log_softmax_rows) RUN_BOTH(log_softmax_stats_rows)
   RUN_BOTH(softmax_backward_rows)
   RUN_BOTH(log_softmax_backward_rows) RUN_BOTH(layer_norm_rows) RUN_BOTH(layer_norm_backward_rows)
@@ -851,7 +866,7 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
   const std::size_t n = 3 * k::kParallelGrain + 4099, rows = 1001, cols = 301;
   const std::vector<float> grad = random(n), x = random(rows * cols), dy = random(rows * cols);
   const std::vector<float> param0 = random(n);
-  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back, layer_norm, elementwise;
+  std::vector<std::vector<float>> adam, softmax, log_softmax, stats, softmax_back, log_softmax_back, layer_norm, acc_rows, elementwise;
   for (std::size_t threads : {1, 2, 3}) {
     k::set_num_threads(threads);
     BOOST_TEST(k::num_threads() == threads);
@@ -872,6 +887,9 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     k::layer_norm_rows(ln.data(), ln.data() + rows * cols, ln.data() + rows * cols + rows, x.data(), dy.data(), grad.data(),
                        rows, cols, 1e-5f);
     layer_norm.push_back(ln);
+    std::vector<float> column_sums(cols, 0.5f);
+    k::acc_rows(column_sums.data(), dy.data(), rows, cols, cols);
+    acc_rows.push_back(column_sums);
     std::vector<float> e(n), g(n), d(n, 0.25f), s(n), acc = param0;  // element-wise: unary, backward, binary, scalar, acc
     k::exp(e.data(), grad.data(), n);
     k::gelu(g.data(), grad.data(), n);
@@ -890,6 +908,7 @@ BOOST_AUTO_TEST_CASE(threads_give_the_same_bits) {
     BOOST_TEST((softmax_back[t] == softmax_back[0]), "softmax_backward_rows, " << t + 1 << " threads");
     BOOST_TEST((log_softmax_back[t] == log_softmax_back[0]), "log_softmax_backward_rows, " << t + 1 << " threads");
     BOOST_TEST((layer_norm[t] == layer_norm[0]), "layer_norm_rows, " << t + 1 << " threads");
+    BOOST_TEST((acc_rows[t] == acc_rows[0]), "acc_rows, " << t + 1 << " threads");
     const char* names[] = {"exp", "gelu", "gelu_backward", "mul, add_scalar", "acc_scaled"};
     for (std::size_t i = 0; i < 5; ++i) BOOST_TEST((elementwise[5 * t + i] == elementwise[i]), names[i] << ", " << t + 1 << " threads");
   }

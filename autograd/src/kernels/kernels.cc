@@ -301,6 +301,31 @@ template <class T> void AccMul(T* dst, const T* a, const T* b, std::size_t n) {
 template <class T> void AccDiv(T* dst, const T* a, const T* b, std::size_t n) {
   AccMap2(dst, a, b, n, [](auto, auto u, auto v) HWY_ATTR { return hn::Div(u, v); });
 }
+// Column sums added into dst: four vectors of columns kept in registers over all the rows (dst
+// read and written once), then one vector at a time; each lane adds its column's rows in order.
+template <class T> void AccRows(T* dst, const T* x, std::size_t rows, std::size_t cols, std::size_t ld) {
+  const hn::ScalableTag<T> d;
+  const std::size_t N = hn::Lanes(d);
+  std::size_t c = 0;
+  for (; c + 4 * N <= cols; c += 4 * N) {
+    auto a0 = hn::LoadU(d, dst + c), a1 = hn::LoadU(d, dst + c + N), a2 = hn::LoadU(d, dst + c + 2 * N),
+         a3 = hn::LoadU(d, dst + c + 3 * N);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * ld + c;
+      a0 = hn::Add(a0, hn::LoadU(d, xr));
+      a1 = hn::Add(a1, hn::LoadU(d, xr + N));
+      a2 = hn::Add(a2, hn::LoadU(d, xr + 2 * N));
+      a3 = hn::Add(a3, hn::LoadU(d, xr + 3 * N));
+    }
+    hn::StoreU(a0, d, dst + c), hn::StoreU(a1, d, dst + c + N), hn::StoreU(a2, d, dst + c + 2 * N), hn::StoreU(a3, d, dst + c + 3 * N);
+  }
+  for (; c < cols; c += N) {
+    const std::size_t count = std::min(N, cols - c);
+    auto a = LoadPart(d, dst + c, count);
+    for (std::size_t r = 0; r < rows; ++r) a = hn::Add(a, LoadPart(d, x + r * ld + c, count));
+    StorePart(d, a, dst + c, count);
+  }
+}
 
 // reductions
 template <class T> T Sum(const T* x, std::size_t n) {
@@ -515,7 +540,7 @@ const char* ChosenTargetName() { return hwy::TargetName(HWY_TARGET); }
 AG_PER_TYPE(Exp) AG_PER_TYPE(Log) AG_PER_TYPE(Tanh) AG_PER_TYPE(Sigmoid) AG_PER_TYPE(Relu) AG_PER_TYPE(Gelu)
 AG_PER_TYPE(TanhBackward) AG_PER_TYPE(SigmoidBackward) AG_PER_TYPE(ReluBackward) AG_PER_TYPE(GeluBackward)
 AG_PER_TYPE(AddK) AG_PER_TYPE(SubK) AG_PER_TYPE(MulK) AG_PER_TYPE(DivK) AG_PER_TYPE(AddScalar) AG_PER_TYPE(MulScalar)
-AG_PER_TYPE(Acc) AG_PER_TYPE(AccScaled) AG_PER_TYPE(AccMul) AG_PER_TYPE(AccDiv) AG_PER_TYPE(Sum) AG_PER_TYPE(Max)
+AG_PER_TYPE(Acc) AG_PER_TYPE(AccScaled) AG_PER_TYPE(AccMul) AG_PER_TYPE(AccDiv) AG_PER_TYPE(AccRows) AG_PER_TYPE(Sum) AG_PER_TYPE(Max)
 AG_PER_TYPE(SoftmaxRows) AG_PER_TYPE(LogSoftmaxRows) AG_PER_TYPE(LogSoftmaxStatsRows) AG_PER_TYPE(SoftmaxBackwardRows)
 AG_PER_TYPE(LogSoftmaxBackwardRows) AG_PER_TYPE(LayerNormRows) AG_PER_TYPE(LayerNormBackwardRows)
 AG_PER_TYPE(AdamUpdate)
@@ -564,7 +589,7 @@ bool cap_simd_target_from_env() {
 AG_EXPORT(Exp) AG_EXPORT(Log) AG_EXPORT(Tanh) AG_EXPORT(Sigmoid) AG_EXPORT(Relu) AG_EXPORT(Gelu)
 AG_EXPORT(TanhBackward) AG_EXPORT(SigmoidBackward) AG_EXPORT(ReluBackward) AG_EXPORT(GeluBackward)
 AG_EXPORT(AddK) AG_EXPORT(SubK) AG_EXPORT(MulK) AG_EXPORT(DivK) AG_EXPORT(AddScalar) AG_EXPORT(MulScalar)
-AG_EXPORT(Acc) AG_EXPORT(AccScaled) AG_EXPORT(AccMul) AG_EXPORT(AccDiv) AG_EXPORT(Sum) AG_EXPORT(Max)
+AG_EXPORT(Acc) AG_EXPORT(AccScaled) AG_EXPORT(AccMul) AG_EXPORT(AccDiv) AG_EXPORT(AccRows) AG_EXPORT(Sum) AG_EXPORT(Max)
 AG_EXPORT(SoftmaxRows) AG_EXPORT(LogSoftmaxRows) AG_EXPORT(LogSoftmaxStatsRows) AG_EXPORT(SoftmaxBackwardRows)
 AG_EXPORT(LogSoftmaxBackwardRows) AG_EXPORT(LayerNormRows) AG_EXPORT(LayerNormBackwardRows)
 AG_EXPORT(AdamUpdate)
@@ -622,6 +647,11 @@ AG_EXPORT(AdamUpdate)
   }                                                                                                            \
   template <> void acc_div<T>(T* dst, const T* x, const T* y, std::size_t n) {                                 \
     AG_CHUNKS(n, HWY_DYNAMIC_DISPATCH(AccDiv##S)(dst + b, x + b, y + b, e - b));                               \
+  }                                                                                                            \
+  template <> void acc_rows<T>(T* dst, const T* x, std::size_t rows, std::size_t cols, std::size_t ld) {        \
+    parallel_for(cols, rows, 16, [&](std::size_t b, std::size_t e) {                                             \
+      HWY_DYNAMIC_DISPATCH(AccRows##S)(dst + b, x + b, rows, e - b, ld);                                         \
+    });                                                                                                        \
   }                                                                                                            \
   template <> T sum<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Sum##S)(x, n); }               \
   template <> T max<T>(const T* x, std::size_t n) { return HWY_DYNAMIC_DISPATCH(Max##S)(x, n); }               \

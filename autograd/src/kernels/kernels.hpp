@@ -51,6 +51,9 @@ template <class T> void acc(T* dst, const T* src, std::size_t n);               
 template <class T> void acc_scaled(T* dst, const T* src, T alpha, std::size_t n);       // dst += alpha * src
 template <class T> void acc_mul(T* dst, const T* a, const T* b, std::size_t n);         // dst += a * b
 template <class T> void acc_div(T* dst, const T* a, const T* b, std::size_t n);         // dst += a / b
+// dst[c] += x[0][c] + x[1][c] + ... for c < cols, row r at x + r * ld: added row by row in order, the
+// bits of acc(dst, x + r * ld, cols) for r = 0, 1, ... (a bias's gradient: the column sums of dy)
+template <class T> void acc_rows(T* dst, const T* x, std::size_t rows, std::size_t cols, std::size_t ld);
 // reductions (max of nothing is -inf, sum of nothing is 0)
 template <class T> T sum(const T* x, std::size_t n);
 template <class T> T max(const T* x, std::size_t n);
@@ -85,7 +88,7 @@ template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::si
 // - gemm (ops_matmul.cpp): one product of at least kGemmGrain multiply-adds is split into
 //   row (or column) blocks, one per thread; a batch of smaller products (matmul's batch
 //   elements, attention's heads) is spread over the threads, one product per task; linear's bias
-//   is copied into the rows, and its gradient summed over them, in blocks over the threads.
+//   is copied into the rows, and its gradient summed over them (acc_rows), in column blocks over the threads.
 // - the kernels above that stream through large buffers (the element-wise ones, adam_update, the
 //   softmax and log-softmax rows, their statistics and backward, the layer norm's rows forward; not
 //   sum, max or the layer norm's backward, whose gamma and beta gradients sum over the rows in

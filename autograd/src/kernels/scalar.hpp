@@ -62,6 +62,10 @@ template <class T> void acc(T* dst, const T* src, std::size_t n) { for (std::siz
 template <class T> void acc_scaled(T* dst, const T* src, T alpha, std::size_t n) { for (std::size_t i = 0; i < n; ++i) dst[i] += alpha * src[i]; }
 template <class T> void acc_mul(T* dst, const T* a, const T* b, std::size_t n) { for (std::size_t i = 0; i < n; ++i) dst[i] += a[i] * b[i]; }
 template <class T> void acc_div(T* dst, const T* a, const T* b, std::size_t n) { for (std::size_t i = 0; i < n; ++i) dst[i] += a[i] / b[i]; }
+template <class T> void acc_rows(T* dst, const T* x, std::size_t rows, std::size_t cols, std::size_t ld) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) dst[c] += x[r * ld + c];
+}
 
 template <class T> T sum(const T* x, std::size_t n) {
   T s = 0;
