@@ -305,29 +305,45 @@ void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const S
   });
 }
 
-void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool one_to_one) {
+namespace {
+// row(dr, sr, len, step) for each row of src (contiguous) and the place it goes in dst through
+// (offset, strides): dst's entries at dr[j * step], src's at sr[j]. With `by_blocks` (no two src
+// entries share a dst entry) blocks along src's first axis run on the threads (Note [threads]).
+template <class T, class Row>
+void scatter_rows(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool by_blocks, Row row) {
   const Strides ss = contiguous_strides(src.shape());
+  auto rows_in = [&](std::size_t b0, std::size_t b1) {  // src's entries [b0, b1) along its first axis
+    Shape shape = src.shape();
+    if (!shape.empty()) shape[0] = b1 - b0;
+    T* d = dst.ptr<T>() + offset + (shape.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
+    const T* s = src.ptr<T>() + (shape.empty() ? 0 : std::ptrdiff_t(b0) * ss[0]);
+    for_each_row<2>(shape, {&strides, &ss}, [&](auto off, std::size_t len, auto inner) { row(d + off[0], s + off[1], len, inner[0]); });
+  };
+  if (by_blocks && src.dim() >= 2)
+    kernels::parallel_for(src.shape()[0], src.size() / std::max<std::size_t>(src.shape()[0], 1), 1, rows_in);
+  else
+    rows_in(0, src.dim() ? src.shape()[0] : 1);
+}
+}  // namespace
+
+void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool one_to_one) {
   dispatch(dst.dtype(), [&](auto t) {
     using T = decltype(t);
-    // src's entries [b0, b1) along its first axis into their places in dst
-    auto add_range = [&](std::size_t b0, std::size_t b1) {
-      Shape shape = src.shape();
-      if (!shape.empty()) shape[0] = b1 - b0;
-      T* d = dst.ptr<T>() + offset + (shape.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
-      const T* s = src.ptr<T>() + (shape.empty() ? 0 : std::ptrdiff_t(b0) * ss[0]);
-      for_each_row<2>(shape, {&strides, &ss}, [&](auto off, std::size_t len, auto inner) {
-        T* dr = d + off[0];
-        const T* sr = s + off[1];
-        if (inner[0] == 1) kernels::acc(dr, sr, len);
-        else if (inner[0] == 0) *dr += kernels::sum(sr, len);
-        else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * inner[0]] += sr[j];
-      });
-    };
-    // Every src entry its own dst entry (a view): blocks along the first axis over the threads.
-    if (one_to_one && src.dim() >= 2)
-      kernels::parallel_for(src.shape()[0], src.size() / std::max<std::size_t>(src.shape()[0], 1), 1, add_range);
-    else
-      add_range(0, src.dim() ? src.shape()[0] : 1);
+    scatter_rows<T>(dst, offset, strides, src, one_to_one, [](T* dr, const T* sr, std::size_t len, std::ptrdiff_t step) {
+      if (step == 1) kernels::acc(dr, sr, len);
+      else if (step == 0) *dr += kernels::sum(sr, len);
+      else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * step] += sr[j];
+    });
+  });
+}
+
+void scatter_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src) {
+  dispatch(dst.dtype(), [&](auto t) {
+    using T = decltype(t);
+    scatter_rows<T>(dst, offset, strides, src, true, [](T* dr, const T* sr, std::size_t len, std::ptrdiff_t step) {
+      if (step == 1) kernels::add_scalar(dr, sr, T(0), len);  // + 0: the bits of 0 + src
+      else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * step] = sr[j] + T(0);
+    });
   });
 }
 

@@ -93,6 +93,9 @@ void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const S
 // src entries share a dst entry (the strides of a view); then blocks along src's first axis run
 // on the threads (Note [threads]), each entry added as on one thread.
 void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool one_to_one = false);
+// dst read through (offset, strides) = src + 0 (no two src entries share a dst entry): what
+// scatter_add_strided gives into zeros, bit for bit (+0 for a -0), without reading dst.
+void scatter_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src);
 // Sums g over the axes along which `target` was broadcast to g's shape; the result has shape target.
 Array reduce_to_shape(const Array& g, const Shape& target);
 // Array-level permutation of axes (a contiguous copy).

@@ -131,13 +131,47 @@ Tensor transpose(const Tensor& x, int dim0, int dim1) {
 
 namespace {
 
-// The elements of x at (offset, strides) laid out with shape `shape`: slice and select.
-Tensor strided_view(const char* op, const Tensor& x, const Shape& shape, std::ptrdiff_t offset, detail::Strides strides) {
+// What a view reads of x: every element whose index along `axis` is in [lo, hi), and nothing
+// else (a slice with step 1, select, split_heads). Unknown for other views (a strided slice).
+struct Cover {
+  bool known = false;
+  std::size_t axis = 0, lo = 0, hi = 0;
+};
+
+// Zeroes x's elements outside `cover`, in blocks of the axes before it over the threads.
+void zero_outside(Array& x, const Cover& cover) {
+  const Shape& s = x.shape();
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t i = 0; i < cover.axis; ++i) outer *= s[i];
+  for (std::size_t i = cover.axis + 1; i < s.size(); ++i) inner *= s[i];
+  const std::size_t extent = s[cover.axis], block = extent * inner;
+  dispatch(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* p = x.ptr<T>();
+    kernels::parallel_for(outer, block, 1, [&](std::size_t o0, std::size_t o1) {
+      for (std::size_t o = o0; o < o1; ++o) {
+        std::fill(p + o * block, p + o * block + cover.lo * inner, T(0));
+        std::fill(p + o * block + cover.hi * inner, p + (o + 1) * block, T(0));
+      }
+    });
+  });
+}
+
+// The elements of x at (offset, strides) laid out with shape `shape`: slice, select and split_heads.
+// Backward into a new gradient slot with a known cover: the rest zeroed and the view's part written
+// (no zero-fill of the whole slot, no read of it); into a slot that holds a gradient, added.
+Tensor strided_view(const char* op, const Tensor& x, const Shape& shape, std::ptrdiff_t offset, detail::Strides strides, Cover cover) {
   Array out = Array::empty(x.dtype(), shape);
   detail::gather_strided(out, x.array(), offset, strides);
-  return make_result(op, std::move(out), {x}, [offset, strides](Node& self) {
+  return make_result(op, std::move(out), {x}, [offset, strides, cover](Node& self) {
     if (!self.needs_grad(0)) return;
     Node& in = *self.inputs[0];
+    if (!in.grad && cover.known) {
+      in.grad = Array::empty(in.data.dtype(), in.data.shape());
+      zero_outside(*in.grad, cover);
+      detail::scatter_strided(*in.grad, offset, strides, *self.grad);
+      return;
+    }
     if (!in.grad) in.grad = Array(in.data.dtype(), in.data.shape());
     detail::scatter_add_strided(*in.grad, offset, strides, *self.grad, /*one_to_one=*/true);
   });
@@ -158,7 +192,7 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
   detail::Strides st = detail::contiguous_strides(x.shape());
   const std::ptrdiff_t offset = std::ptrdiff_t(a) * st[ax];
   st[ax] *= step;
-  return strided_view("slice", x, s, offset, st);
+  return strided_view("slice", x, s, offset, st, {.known = step == 1, .axis = ax, .lo = std::size_t(a), .hi = std::size_t(a) + len});
 }
 
 Tensor split_heads(const Tensor& x, std::size_t num_heads, std::size_t head_dim, std::size_t offset) {
@@ -172,7 +206,8 @@ Tensor split_heads(const Tensor& x, std::size_t num_heads, std::size_t head_dim,
          " features, x ", shape_str(x.shape()), " has ", C);
   // element (b, h, t, j) is x[b, t, offset + h d + j]
   const auto c = std::ptrdiff_t(C), d = std::ptrdiff_t(head_dim);
-  return strided_view("split_heads", x, Shape{B, num_heads, T, head_dim}, std::ptrdiff_t(offset), {std::ptrdiff_t(T) * c, d, c, 1});
+  return strided_view("split_heads", x, Shape{B, num_heads, T, head_dim}, std::ptrdiff_t(offset), {std::ptrdiff_t(T) * c, d, c, 1},
+                      {.known = true, .axis = 2, .lo = offset, .hi = offset + num_heads * head_dim});
 }
 
 Tensor merge_heads(const Tensor& o) {
@@ -212,7 +247,7 @@ Tensor select(const Tensor& x, int axis, std::int64_t index) {
   Shape s = x.shape();
   s.erase(s.begin() + std::ptrdiff_t(ax));
   st.erase(st.begin() + std::ptrdiff_t(ax));
-  return strided_view("select", x, s, offset, st);
+  return strided_view("select", x, s, offset, st, {.known = true, .axis = ax, .lo = std::size_t(i), .hi = std::size_t(i) + 1});
 }
 
 namespace {

@@ -1,6 +1,8 @@
 // Known values: every op's forward (and a few backward) results checked against numbers
 // computed by hand or with NumPy conventions.
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -484,6 +486,51 @@ BOOST_AUTO_TEST_CASE(split_and_merge_heads_equal_their_composed_forms) {
       BOOST_TEST((grad[1] == grad[0]));
       check_shape(merged, "[2,5,12]");
     }
+  }
+}
+
+// A view's gradient into a new slot (slice with step 1, select, split_heads: the rest zeroed, the
+// view's part written) is bit for bit the gradient added into zeros: +0 outside the view, 0 + g
+// inside (a -0 becomes +0, NaN stays NaN); the same for a strided slice (added into zeros) and for
+// two views of one tensor (through a product with g: the second adds into the first's slot). The reference puts each upstream
+// entry where the same view of the element indices says it came from.
+BOOST_AUTO_TEST_CASE(view_gradient_into_a_new_slot_is_zeros_plus_the_view) {
+  const ag::Shape shape{2, 3, 8};
+  const std::size_t n = 48;
+  const ag::Tensor index = ag::reshape(ag::arange(0, double(n), 1, {ag::f64}), {2, 3, 8});
+  const double pattern[] = {-0.0, 1.5, std::numeric_limits<double>::quiet_NaN(), -2.25, 0.0, 3.0, -7.0};
+  using View = std::function<ag::Tensor(const ag::Tensor&)>;
+  const std::vector<std::pair<std::string, std::vector<View>>> cases = {
+      {"slice axis 2", {[](const ag::Tensor& x) { return ag::slice(x, 2, 2, 7); }}},
+      {"slice axis 0", {[](const ag::Tensor& x) { return ag::slice(x, 0, 1, 2); }}},
+      {"slice step 2", {[](const ag::Tensor& x) { return ag::slice(x, 1, 0, 3, 2); }}},
+      {"select", {[](const ag::Tensor& x) { return ag::select(x, 1, 2); }}},
+      {"split_heads", {[](const ag::Tensor& x) { return ag::split_heads(x, 2, 3, 1); }}},
+      {"split_heads q and k", {[](const ag::Tensor& x) { return ag::split_heads(x, 1, 4, 0); },
+                               [](const ag::Tensor& x) { return ag::split_heads(x, 1, 4, 4); }}},
+      {"two overlapping slices", {[](const ag::Tensor& x) { return ag::slice(x, 2, 0, 5); },
+                                  [](const ag::Tensor& x) { return ag::slice(x, 2, 3, 8); }}},
+  };
+  for (const auto& [name, views] : cases) {
+    ag::Tensor x = ag::zeros(shape, {ag::f64, true});
+    std::vector<double> expected(n, 0.0);
+    ag::Tensor loss;
+    std::size_t k = 0;
+    for (const View& view : views) {
+      const ag::Tensor from = view(index);  // which element of x each entry of the view reads
+      std::vector<double> g(from.numel());
+      for (auto& v : g) v = pattern[k++ % 7];
+      const std::vector<double> at = from.to_vector();
+      for (std::size_t j = 0; j < g.size(); ++j) expected[std::size_t(at[j])] += g[j];
+      const ag::Tensor upstream = ag::tensor(g, from.shape(), {ag::f64});
+      if (views.size() == 1) view(x).backward(upstream);  // the view's gradient is g itself, -0 and NaN included
+      else loss = loss.defined() ? loss + ag::sum(view(x) * upstream) : ag::sum(view(x) * upstream);
+    }
+    if (loss.defined()) loss.backward();
+    const std::vector<double> got = x.grad().to_vector();
+    bool same = true;
+    for (std::size_t i = 0; i < n; ++i) same = same && (std::isnan(expected[i]) ? std::isnan(got[i]) : std::memcmp(&got[i], &expected[i], sizeof(double)) == 0);
+    BOOST_TEST(same, name);
   }
 }
 
