@@ -1,5 +1,6 @@
 // Element-wise ops: forward and backward side by side. Binary ops broadcast as NumPy does;
 // Node::accumulate sums each gradient back to its input's shape.
+#include <algorithm>
 #include <cmath>
 
 #include "ag/ops.hpp"
@@ -67,6 +68,25 @@ Array binary_array(Bin op, const Array& a, const Array& b, const Shape& shape) {
   return out;
 }
 
+// add(gx, b, e): an element-wise rule that adds into input i's gradient over [b, e). Into a new
+// slot (not initialised) it runs on blocks of kFreshBlock elements, each zeroed just before the
+// rule reads it (still in the cache), over the threads, instead of a zero-fill pass over the whole
+// slot first; every element is computed as before (0 + its term), so the bits are the same.
+constexpr std::size_t kFreshBlock = 4096;  // 16 KB of floats; a multiple of the kernels' 64-element chunks
+template <class T, class Add>
+void add_into_grad(Node& self, std::size_t i, std::size_t n, Add add) {
+  bool fresh = false;
+  T* gx = self.input_grad<T>(i, fresh)->data();
+  if (!fresh) return add(gx, std::size_t(0), n);
+  kernels::parallel_for(n, 1, kFreshBlock, [&](std::size_t b, std::size_t e) {
+    for (std::size_t s = b; s < e; s += kFreshBlock) {
+      const std::size_t len = std::min(kFreshBlock, e - s);
+      std::fill(gx + s, gx + s + len, T(0));
+      add(gx, s, s + len);
+    }
+  });
+}
+
 // Adds alpha * g (summed to input i's shape) into input i's gradient.
 void accumulate_scaled(Node& self, std::size_t i, const Array& g, double alpha) {
   if (!self.needs_grad(i)) return;
@@ -74,7 +94,8 @@ void accumulate_scaled(Node& self, std::size_t i, const Array& g, double alpha) 
   dispatch(g.dtype(), [&](auto t) {
     using T = decltype(t);
     if (g.shape() == target) {  // the common case: straight into the gradient, no temporary
-      kernels::acc_scaled(self.input_grad<T>(i)->data(), g.ptr<T>(), T(alpha), g.size());
+      const T* gp = g.ptr<T>();
+      add_into_grad<T>(self, i, g.size(), [&](T* gx, std::size_t b, std::size_t e) { kernels::acc_scaled(gx + b, gp + b, T(alpha), e - b); });
       return;
     }
     Array summed = detail::reduce_to_shape(g, target);
@@ -94,10 +115,11 @@ Tensor unary_op(const char* name, const Tensor& x, Fwd fwd, Bwd bwd) {
     fwd(out.ptr<T>(), x.array().ptr<T>(), out.size());
   });
   return make_result(name, std::move(out), {x}, [bwd](Node& self) {
+    if (!self.needs_grad(0)) return;
     dispatch(self.data.dtype(), [&](auto t) {
       using T = decltype(t);
-      if (auto* gx = self.input_grad<T>(0))
-        bwd(gx->data(), self.inputs[0]->data.ptr<T>(), self.data.ptr<T>(), self.grad->ptr<T>(), self.data.size());
+      const T *x = self.inputs[0]->data.ptr<T>(), *y = self.data.ptr<T>(), *dy = self.grad->ptr<T>();
+      add_into_grad<T>(self, 0, self.data.size(), [&](T* gx, std::size_t b, std::size_t e) { bwd(gx + b, x + b, y + b, dy + b, e - b); });
     });
   });
 }
@@ -142,7 +164,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
       if (mine.shape() == g.shape() && other.shape() == g.shape()) {
         dispatch(g.dtype(), [&](auto t) {
           using T = decltype(t);
-          kernels::acc_mul(self.input_grad<T>(i)->data(), g.ptr<T>(), other.ptr<T>(), g.size());
+          const T *gp = g.ptr<T>(), *op = other.ptr<T>();
+          add_into_grad<T>(self, i, g.size(), [&](T* gx, std::size_t b, std::size_t e) { kernels::acc_mul(gx + b, gp + b, op + b, e - b); });
         });
       } else {
         self.accumulate(i, binary_array(Bin::mul, g, other, g.shape()));

@@ -534,6 +534,52 @@ BOOST_AUTO_TEST_CASE(view_gradient_into_a_new_slot_is_zeros_plus_the_view) {
   }
 }
 
+// An element-wise rule adds into a new gradient slot block by block, each block zeroed just
+// before (ops_elementwise.cpp); into a slot that holds a gradient it adds over the whole. The two
+// give the same bits: the op's gradient into a new slot, and into a slot of exact zeros left by an
+// earlier backward of an empty slice of x (a leaf's gradient accumulates over backward calls; the
+// slice's rule zeroes the slot without any element-wise rule). Sizes that end mid-block and
+// mid-vector, on 1 and 2 threads, with NaN, infinities and subnormals upstream.
+BOOST_AUTO_TEST_CASE(elementwise_gradient_into_a_new_slot_has_the_same_bits) {
+  using Op = std::function<ag::Tensor(const ag::Tensor&, const ag::Tensor&)>;
+  const std::vector<std::pair<std::string, Op>> ops = {
+      {"relu", [](const ag::Tensor& x, const ag::Tensor&) { return ag::relu(x); }},
+      {"gelu", [](const ag::Tensor& x, const ag::Tensor&) { return ag::gelu(x); }},
+      {"tanh", [](const ag::Tensor& x, const ag::Tensor&) { return ag::tanh(x); }},
+      {"exp", [](const ag::Tensor& x, const ag::Tensor&) { return ag::exp(x); }},
+      {"mul_scalar", [](const ag::Tensor& x, const ag::Tensor&) { return x * 0.3; }},
+      {"mul", [](const ag::Tensor& x, const ag::Tensor& w) { return x * w; }},
+      {"sub (second operand)", [](const ag::Tensor& x, const ag::Tensor& w) { return w - x; }},
+  };
+  const double specials[] = {-0.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(), 1e-310, 3e-39};
+  for (ag::Dtype dtype : {ag::f32, ag::f64})
+    for (std::size_t threads : {1, 2}) {
+      ag::set_num_threads(threads);
+      const std::size_t n = 3 * 4096 + 77;
+      ag::Generator gen(11);
+      const ag::Tensor x0 = ag::randn({n}, gen, {dtype}), w = ag::randn({n}, gen, {dtype});
+      std::vector<double> g = ag::randn({n}, gen, {ag::f64}).to_vector();
+      for (std::size_t i = 0; i < n; i += 97) g[i] = specials[(i / 97) % 6];
+      const ag::Tensor upstream = ag::tensor(g, {n}, {dtype});
+      for (const auto& [name, op] : ops) {
+        std::vector<std::vector<double>> grads;
+        for (int variant = 0; variant < 2; ++variant) {  // 0: into a new slot; 1: into zeros already there
+          ag::Tensor x = x0.detach();
+          x.requires_grad_();
+          if (variant == 1) ag::sum(ag::slice(x, 0, 0, 0)).backward();
+          ag::sum(op(x, w) * upstream).backward();
+          grads.push_back(x.grad().to_vector());
+        }
+        bool same = true;
+        for (std::size_t i = 0; i < n; ++i)
+          same = same && (std::isnan(grads[0][i]) ? std::isnan(grads[1][i]) : std::memcmp(&grads[0][i], &grads[1][i], sizeof(double)) == 0);
+        BOOST_TEST(same, name << " " << (dtype == ag::f32 ? "f32" : "f64") << ", " << threads << " threads");
+      }
+    }
+  ag::set_num_threads(0);
+}
+
 BOOST_AUTO_TEST_CASE(sum_and_mean_values_and_keepdim_shapes) {
   auto x = iota({2, 3, 4}, ag::f64);  // 0..23
   BOOST_TEST(ag::sum(x).item() == 276.0);
