@@ -492,8 +492,8 @@ BOOST_AUTO_TEST_CASE(split_and_merge_heads_equal_their_composed_forms) {
 // A view's gradient into a new slot (slice with step 1, select, split_heads: the rest zeroed, the
 // view's part written) is bit for bit the gradient added into zeros: +0 outside the view, 0 + g
 // inside (a -0 becomes +0, NaN stays NaN); the same for a strided slice (added into zeros) and for
-// two views of one tensor (through a product with g: the second adds into the first's slot). The reference puts each upstream
-// entry where the same view of the element indices says it came from.
+// two views of one tensor (through a product with g: the second adds into the first's slot). The
+// reference puts each upstream entry where the same view of the element indices says it came from.
 BOOST_AUTO_TEST_CASE(view_gradient_into_a_new_slot_is_zeros_plus_the_view) {
   const ag::Shape shape{2, 3, 8};
   const std::size_t n = 48;
