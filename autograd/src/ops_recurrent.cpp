@@ -14,6 +14,7 @@
 // so every backward ends the same way: a block of d(pre) flows to xp_t as it is, and through
 // the gemm to W_hh, b_hh and h_{t-1} (StepGrad below). The GRU is the one exception: its n block
 // sees h_n only through r * h_n, so that block flows to xp_t and to h_{t-1} with different values.
+#include <algorithm>
 #include <memory>
 
 #include "ag/ops.hpp"
@@ -77,43 +78,74 @@ std::vector<Tensor> with_bias(std::vector<Tensor> inputs, const Step& s, const T
   return inputs;
 }
 
-// pre = xp_t + h_{t-1} W_hh^T + b_hh: [B, GH] (a scratch array, not kept)
-template <class T>
-Array pre_activations(const Step& s, const Tensor& xp, const Tensor& h_prev, const Tensor& weight_hh, const Tensor& bias_hh) {
-  Array pre = Array::empty(xp.dtype(), Shape{s.B, s.GH});
-  T* p = pre.ptr<T>();
-  const T* x = xp.array().ptr<T>() + s.xp_offset;
-  for (std::size_t b = 0; b < s.B; ++b) {
-    if (s.has_bias) kernels::add(p + b * s.GH, x + b * s.xp_row, bias_hh.array().ptr<T>(), s.GH);
-    else std::copy(x + b * s.xp_row, x + b * s.xp_row + s.GH, p + b * s.GH);
-  }
-  if (s.B && s.GH && s.H) gemm(false, true, s.B, s.GH, s.H, T(1), h_prev.array().ptr<T>(), weight_hh.array().ptr<T>(), T(1), p);
-  return pre;
+// A step's batch rows in blocks, block(b0, b1) for rows [b0, b1), one block per thread (Note
+// [threads] in kernels/kernels.hpp). The rows of a cell are independent until the weights'
+// gradients sum over them, so one task runs a block's share of the step's gemm (one
+// single-threaded BLAS call on its rows) and its element-wise work: one hand-off per step, and
+// the element-wise work on every core, not on one while the others wait. From kGemmGrain
+// multiply-adds in the step's gemm, as gemm splits itself; below, and on one thread, one block of
+// every row: the same calls as the step written out in order, so the same bits.
+template <class F>
+void over_rows(const Step& s, F&& block) {
+  const std::size_t threads =
+      kernels::in_task() ? 1 : std::min({kernels::num_threads(), s.B, s.B * s.GH * s.H / detail::kGemmGrain});
+  if (threads <= 1) return block(std::size_t(0), s.B);
+  const std::size_t rows = (s.B + threads - 1) / threads;
+  kernels::run_tasks((s.B + rows - 1) / rows, threads, [&](std::size_t i) { block(i * rows, std::min(s.B, (i + 1) * rows)); });
 }
 
-// Where a block of d(pre) goes. `d` is [B, n] for gate columns [c0, c0 + n).
+// Rows [b0, b1) of pre = xp_t + h_{t-1} W_hh^T + b_hh, into pre: [B, GH]
+template <class T>
+void pre_activations(const Step& s, const Tensor& xp, const Tensor& h_prev, const Tensor& weight_hh, const Tensor& bias_hh, T* pre,
+                     std::size_t b0, std::size_t b1) {
+  const T* x = xp.array().ptr<T>() + s.xp_offset;
+  for (std::size_t b = b0; b < b1; ++b) {
+    if (s.has_bias) kernels::add(pre + b * s.GH, x + b * s.xp_row, bias_hh.array().ptr<T>(), s.GH);
+    else std::copy(x + b * s.xp_row, x + b * s.xp_row + s.GH, pre + b * s.GH);
+  }
+  if (b1 > b0 && s.GH && s.H)
+    gemm(false, true, b1 - b0, s.GH, s.H, T(1), h_prev.array().ptr<T>() + b0 * s.H, weight_hh.array().ptr<T>(), T(1), pre + b0 * s.GH);
+}
+
+// Where a block of d(pre) goes. `d` is [B, n] for gate columns [c0, c0 + n). The gradient slots
+// are taken when the rule starts (a new slot is made there, not inside a task).
 template <class T>
 struct StepGrad {
-  Node& self;
   const Step& s;
+  xt::xarray<T>* gx;  // xp's slot, or nullptr when xp needs no gradient; the same for the others
+  xt::xarray<T>* gh;
+  xt::xarray<T>* gw;
+  xt::xarray<T>* gb;
+  const T* h_prev;
+  const T* weight;
 
-  // dxp[:, t, c0:c0+n] += d
-  void to_input(const T* d, std::size_t c0, std::size_t n) {
-    auto* gx = self.input_grad<T>(kXp);
+  StepGrad(Node& self, const Step& step)
+      : s(step),
+        gx(self.input_grad<T>(kXp)),
+        gh(self.input_grad<T>(kHprev)),
+        gw(self.input_grad<T>(kWeight)),
+        gb(step.has_bias ? self.input_grad<T>(step.bias_slot) : nullptr),
+        h_prev(self.inputs[kHprev]->data.ptr<T>()),
+        weight(self.inputs[kWeight]->data.ptr<T>()) {}
+
+  // Rows [b0, b1):  dxp[b, t, c0:c0+n] += d[b];  dh_{t-1}[b] += d[b] W[c0:c0+n]
+  void to_input_and_hidden(const T* d, std::size_t c0, std::size_t n, std::size_t b0, std::size_t b1) {
+    to_input(d, c0, n, b0, b1);
+    to_hidden(d, c0, n, b0, b1);
+  }
+  void to_input(const T* d, std::size_t c0, std::size_t n, std::size_t b0, std::size_t b1) {
     if (!gx) return;
     T* dst = gx->data() + s.xp_offset + c0;
-    for (std::size_t b = 0; b < s.B; ++b) kernels::acc(dst + b * s.xp_row, d + b * n, n);
+    for (std::size_t b = b0; b < b1; ++b) kernels::acc(dst + b * s.xp_row, d + b * n, n);
   }
-  // through h_{t-1} W_hh^T + b_hh:  dW[c0:c0+n] += d^T h_{t-1};  db[c0:c0+n] += sum_b d;  dh_{t-1} += d W[c0:c0+n]
-  void to_hidden(const T* d, std::size_t c0, std::size_t n) {
+  void to_hidden(const T* d, std::size_t c0, std::size_t n, std::size_t b0, std::size_t b1) {
+    if (gh && b1 > b0 && n) gemm(false, false, b1 - b0, s.H, n, T(1), d + b0 * n, weight + c0 * s.H, T(1), gh->data() + b0 * s.H);
+  }
+  // Every row, after the blocks:  dW[c0:c0+n] += d^T h_{t-1};  db[c0:c0+n] += sum_b d (in row order)
+  void to_weights(const T* d, std::size_t c0, std::size_t n) {
     if (!s.B || !n) return;
-    if (auto* gw = self.input_grad<T>(kWeight))
-      gemm(true, false, n, s.H, s.B, T(1), d, self.inputs[kHprev]->data.ptr<T>(), T(1), gw->data() + c0 * s.H);
-    if (s.has_bias)
-      if (auto* gb = self.input_grad<T>(s.bias_slot))
-        for (std::size_t b = 0; b < s.B; ++b) kernels::acc(gb->data() + c0, d + b * n, n);
-    if (auto* gh = self.input_grad<T>(kHprev))
-      gemm(false, false, s.B, s.H, n, T(1), d, self.inputs[kWeight]->data.ptr<T>() + c0 * s.H, T(1), gh->data());
+    if (gw) gemm(true, false, n, s.H, s.B, T(1), d, h_prev, T(1), gw->data() + c0 * s.H);
+    if (gb) kernels::acc_rows(gb->data() + c0, d, s.B, n, n);
   }
 };
 
@@ -125,17 +157,25 @@ Tensor rnn_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const Ten
   Array h = Array::empty(xp.dtype(), Shape{s.B, s.H});
   dispatch(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const Array pre = pre_activations<T>(s, xp, h_prev, weight_hh, bias_hh);
-    kernels::tanh(h.ptr<T>(), pre.ptr<T>(), h.size());
+    T* hn = h.ptr<T>();  // pre, then tanh(pre) in place
+    over_rows(s, [&](std::size_t b0, std::size_t b1) {
+      pre_activations<T>(s, xp, h_prev, weight_hh, bias_hh, hn, b0, b1);
+      kernels::tanh(hn + b0 * s.H, hn + b0 * s.H, (b1 - b0) * s.H);
+    });
   });
   return make_result("rnn_cell", std::move(h), with_bias({xp, h_prev, weight_hh}, s, bias_hh), [s](Node& self) {
     dispatch(self.data.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      Array d(self.data.dtype(), self.data.shape());  // d(pre) = dh * (1 - h^2)
-      kernels::tanh_backward(d.ptr<T>(), self.data.ptr<T>(), self.grad->ptr<T>(), d.size());
+      Array d = Array::empty(self.data.dtype(), self.data.shape());  // d(pre) = dh * (1 - h^2)
+      T* dp = d.ptr<T>();
       StepGrad<T> route{self, s};
-      route.to_input(d.ptr<T>(), 0, s.H);
-      route.to_hidden(d.ptr<T>(), 0, s.H);
+      over_rows(s, [&](std::size_t b0, std::size_t b1) {
+        const std::size_t k = b0 * s.H;
+        std::fill(dp + k, dp + b1 * s.H, T(0));  // tanh_backward adds into it
+        kernels::tanh_backward(dp + k, self.data.ptr<T>() + k, self.grad->ptr<T>() + k, (b1 - b0) * s.H);
+        route.to_input_and_hidden(dp, 0, s.H, b0, b1);
+      });
+      route.to_weights(dp, 0, s.H);
     });
   });
 }
@@ -156,20 +196,21 @@ LstmState lstm_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const
   Array c = Array::empty(xp.dtype(), Shape{B, H}), h = Array::empty(xp.dtype(), Shape{B, H});
   dispatch(xp.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const Array pre = pre_activations<T>(s, xp, h_prev, weight_hh, bias_hh);
-    T* a = gates->ptr<T>();
-    const T* p = pre.ptr<T>();
+    T* a = gates->ptr<T>();  // pre, then the activated gates in place
     const T* cp = c_prev.array().ptr<T>();
     T *cn = c.ptr<T>(), *hn = h.ptr<T>();
-    for (std::size_t b = 0; b < B; ++b) {
-      T* ab = a + b * 4 * H;
-      kernels::sigmoid(ab, p + b * 4 * H, 2 * H);                  // i, f
-      kernels::tanh(ab + 2 * H, p + b * 4 * H + 2 * H, H);         // g
-      kernels::sigmoid(ab + 3 * H, p + b * 4 * H + 3 * H, H);      // o
-      for (std::size_t j = 0; j < H; ++j) cn[b * H + j] = ab[H + j] * cp[b * H + j] + ab[j] * ab[2 * H + j];
-      kernels::tanh(hn + b * H, cn + b * H, H);
-      kernels::mul(hn + b * H, hn + b * H, ab + 3 * H, H);
-    }
+    over_rows(s, [&](std::size_t b0, std::size_t b1) {
+      pre_activations<T>(s, xp, h_prev, weight_hh, bias_hh, a, b0, b1);
+      for (std::size_t b = b0; b < b1; ++b) {
+        T* ab = a + b * 4 * H;
+        kernels::sigmoid(ab, ab, 2 * H);                  // i, f
+        kernels::tanh(ab + 2 * H, ab + 2 * H, H);         // g
+        kernels::sigmoid(ab + 3 * H, ab + 3 * H, H);      // o
+        for (std::size_t j = 0; j < H; ++j) cn[b * H + j] = ab[H + j] * cp[b * H + j] + ab[j] * ab[2 * H + j];
+        kernels::tanh(hn + b * H, cn + b * H, H);
+        kernels::mul(hn + b * H, hn + b * H, ab + 3 * H, H);
+      }
+    });
   });
   Tensor c_t = make_result("lstm_cell", std::move(c), with_bias({xp, h_prev, weight_hh, c_prev}, s, bias_hh),
                            [s, gates](Node& self) {
@@ -179,20 +220,21 @@ LstmState lstm_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const
       const T *a = gates->ptr<T>(), *dc = self.grad->ptr<T>(), *cp = self.inputs[kCell]->data.ptr<T>();
       Array d = Array::empty(self.data.dtype(), Shape{B, 3 * H});
       T* dp = d.ptr<T>();
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t j = 0; j < H; ++j) {
-          const std::size_t k = b * H + j;
-          const T i = a[b * 4 * H + j], f = a[b * 4 * H + H + j], g = a[b * 4 * H + 2 * H + j];
-          dp[b * 3 * H + j] = dc[k] * g * i * (T(1) - i);
-          dp[b * 3 * H + H + j] = dc[k] * cp[k] * f * (T(1) - f);
-          dp[b * 3 * H + 2 * H + j] = dc[k] * i * (T(1) - g * g);
-        }
-      if (auto* gc = self.input_grad<T>(kCell))
-        for (std::size_t b = 0; b < B; ++b)
-          for (std::size_t j = 0; j < H; ++j) gc->data()[b * H + j] += dc[b * H + j] * a[b * 4 * H + H + j];  // dc_{t-1} = dc f
+      auto* gc = self.input_grad<T>(kCell);
       StepGrad<T> route{self, s};
-      route.to_input(dp, 0, 3 * H);
-      route.to_hidden(dp, 0, 3 * H);
+      over_rows(s, [&](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b)
+          for (std::size_t j = 0; j < H; ++j) {
+            const std::size_t k = b * H + j;
+            const T i = a[b * 4 * H + j], f = a[b * 4 * H + H + j], g = a[b * 4 * H + 2 * H + j];
+            dp[b * 3 * H + j] = dc[k] * g * i * (T(1) - i);
+            dp[b * 3 * H + H + j] = dc[k] * cp[k] * f * (T(1) - f);
+            dp[b * 3 * H + 2 * H + j] = dc[k] * i * (T(1) - g * g);
+            if (gc) gc->data()[k] += dc[k] * f;  // dc_{t-1} = dc f
+          }
+        route.to_input_and_hidden(dp, 0, 3 * H, b0, b1);
+      });
+      route.to_weights(dp, 0, 3 * H);
     });
   });
   Tensor h_t = make_result("lstm_cell", std::move(h), with_bias({xp, h_prev, weight_hh, c_t}, s, bias_hh),
@@ -202,20 +244,22 @@ LstmState lstm_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const
       const std::size_t B = s.B, H = s.H;
       const T *a = gates->ptr<T>(), *dh = self.grad->ptr<T>(), *c = self.inputs[kCell]->data.ptr<T>();
       Array tc = Array::empty(self.data.dtype(), Shape{B, H});  // tanh(c), recomputed rather than kept
-      kernels::tanh(tc.ptr<T>(), c, tc.size());
       Array d = Array::empty(self.data.dtype(), Shape{B, H});
       T *dp = d.ptr<T>(), *th = tc.ptr<T>();
       auto* gc = self.input_grad<T>(kCell);
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t j = 0; j < H; ++j) {
-          const std::size_t k = b * H + j;
-          const T o = a[b * 4 * H + 3 * H + j];
-          dp[k] = dh[k] * th[k] * o * (T(1) - o);
-          if (gc) gc->data()[k] += dh[k] * o * (T(1) - th[k] * th[k]);
-        }
       StepGrad<T> route{self, s};
-      route.to_input(dp, 3 * H, H);
-      route.to_hidden(dp, 3 * H, H);
+      over_rows(s, [&](std::size_t b0, std::size_t b1) {
+        kernels::tanh(th + b0 * H, c + b0 * H, (b1 - b0) * H);
+        for (std::size_t b = b0; b < b1; ++b)
+          for (std::size_t j = 0; j < H; ++j) {
+            const std::size_t k = b * H + j;
+            const T o = a[b * 4 * H + 3 * H + j];
+            dp[k] = dh[k] * th[k] * o * (T(1) - o);
+            if (gc) gc->data()[k] += dh[k] * o * (T(1) - th[k] * th[k]);
+          }
+        route.to_input_and_hidden(dp, 3 * H, H, b0, b1);
+      });
+      route.to_weights(dp, 3 * H, H);
     });
   });
   return {h_t, c_t};
@@ -232,24 +276,27 @@ Tensor gru_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const Ten
     using T = decltype(tag);
     Array hp = Array::empty(xp.dtype(), Shape{B, 3 * H});  // h_{t-1} W_hh^T + b_hh
     T* hpp = hp.ptr<T>();
-    if (s.has_bias)
-      for (std::size_t b = 0; b < B; ++b) std::copy_n(bias_hh.array().ptr<T>(), 3 * H, hpp + b * 3 * H);
-    if (B && H) gemm(false, true, B, 3 * H, H, T(1), h_prev.array().ptr<T>(), weight_hh.array().ptr<T>(), T(s.has_bias ? 1 : 0), hpp);
     const T* x = xp.array().ptr<T>() + s.xp_offset;
     const T* hprev = h_prev.array().ptr<T>();
     T *sv = saved.ptr<T>(), *hn = h.ptr<T>();
-    for (std::size_t b = 0; b < B; ++b) {
-      const T *xb = x + b * s.xp_row, *hb = hpp + b * 3 * H;
-      T* r = sv + b * 4 * H;  // r, z, n, h_n side by side
-      kernels::add(r, xb, hb, 2 * H);
-      kernels::sigmoid(r, r, 2 * H);
-      T* n = r + 2 * H;
-      std::copy_n(hb + 2 * H, H, r + 3 * H);                      // h_n
-      for (std::size_t j = 0; j < H; ++j) n[j] = xb[2 * H + j] + r[j] * hb[2 * H + j];
-      kernels::tanh(n, n, H);
-      const T* z = r + H;
-      for (std::size_t j = 0; j < H; ++j) hn[b * H + j] = (T(1) - z[j]) * n[j] + z[j] * hprev[b * H + j];
-    }
+    over_rows(s, [&](std::size_t b0, std::size_t b1) {
+      if (s.has_bias)
+        for (std::size_t b = b0; b < b1; ++b) std::copy_n(bias_hh.array().ptr<T>(), 3 * H, hpp + b * 3 * H);
+      if (b1 > b0 && H)
+        gemm(false, true, b1 - b0, 3 * H, H, T(1), hprev + b0 * H, weight_hh.array().ptr<T>(), T(s.has_bias ? 1 : 0), hpp + b0 * 3 * H);
+      for (std::size_t b = b0; b < b1; ++b) {
+        const T *xb = x + b * s.xp_row, *hb = hpp + b * 3 * H;
+        T* r = sv + b * 4 * H;  // r, z, n, h_n side by side
+        kernels::add(r, xb, hb, 2 * H);
+        kernels::sigmoid(r, r, 2 * H);
+        T* n = r + 2 * H;
+        std::copy_n(hb + 2 * H, H, r + 3 * H);                      // h_n
+        for (std::size_t j = 0; j < H; ++j) n[j] = xb[2 * H + j] + r[j] * hb[2 * H + j];
+        kernels::tanh(n, n, H);
+        const T* z = r + H;
+        for (std::size_t j = 0; j < H; ++j) hn[b * H + j] = (T(1) - z[j]) * n[j] + z[j] * hprev[b * H + j];
+      }
+    });
   });
   return make_result("gru_cell", std::move(h), with_bias({xp, h_prev, weight_hh}, s, bias_hh),
                      [s, saved = std::move(saved)](Node& self) {
@@ -260,23 +307,26 @@ Tensor gru_cell(const Tensor& xp, std::size_t t, const Tensor& h_prev, const Ten
       Array d = Array::empty(self.data.dtype(), Shape{B, 3 * H});  // d(pre) as xp sees it: [dr dz dn]
       Array dhn = Array::empty(self.data.dtype(), Shape{B, H});     // d(h_n) = dn_pre * r
       T *dp = d.ptr<T>(), *dn_h = dhn.ptr<T>();
-      auto* gh = self.input_grad<T>(kHprev);
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t j = 0; j < H; ++j) {
-          const std::size_t k = b * H + j;
-          const T *row = sv + b * 4 * H;
-          const T r = row[j], z = row[H + j], n = row[2 * H + j], hn = row[3 * H + j];
-          const T dn_pre = dh[k] * (T(1) - z) * (T(1) - n * n);
-          dp[b * 3 * H + j] = dn_pre * hn * r * (T(1) - r);
-          dp[b * 3 * H + H + j] = dh[k] * (hprev[k] - n) * z * (T(1) - z);
-          dp[b * 3 * H + 2 * H + j] = dn_pre;
-          dn_h[k] = dn_pre * r;
-          if (gh) gh->data()[k] += dh[k] * z;  // the direct path z h_{t-1}
-        }
       StepGrad<T> route{self, s};
-      route.to_input(dp, 0, 3 * H);
-      for (std::size_t b = 0; b < B; ++b) std::copy_n(dn_h + b * H, H, dp + b * 3 * H + 2 * H);  // h sees r h_n
-      route.to_hidden(dp, 0, 3 * H);
+      auto* gh = route.gh;
+      over_rows(s, [&](std::size_t b0, std::size_t b1) {
+        for (std::size_t b = b0; b < b1; ++b)
+          for (std::size_t j = 0; j < H; ++j) {
+            const std::size_t k = b * H + j;
+            const T *row = sv + b * 4 * H;
+            const T r = row[j], z = row[H + j], n = row[2 * H + j], hn = row[3 * H + j];
+            const T dn_pre = dh[k] * (T(1) - z) * (T(1) - n * n);
+            dp[b * 3 * H + j] = dn_pre * hn * r * (T(1) - r);
+            dp[b * 3 * H + H + j] = dh[k] * (hprev[k] - n) * z * (T(1) - z);
+            dp[b * 3 * H + 2 * H + j] = dn_pre;
+            dn_h[k] = dn_pre * r;
+            if (gh) gh->data()[k] += dh[k] * z;  // the direct path z h_{t-1}
+          }
+        route.to_input(dp, 0, 3 * H, b0, b1);
+        for (std::size_t b = b0; b < b1; ++b) std::copy_n(dn_h + b * H, H, dp + b * 3 * H + 2 * H);  // h sees r h_n
+        route.to_hidden(dp, 0, 3 * H, b0, b1);
+      });
+      route.to_weights(dp, 0, 3 * H);
     });
   });
 }

@@ -1,8 +1,10 @@
 // The fused recurrent cells (ag::rnn_cell, lstm_cell, gru_cell): float64 gradient checks of the
 // ops themselves, agreement with nn::recurrent_step (the same cells written with engine ops) over
-// an unrolled sequence, forward and every gradient, and clear errors on bad shapes.
+// an unrolled sequence, forward and every gradient, the same on several threads as on one, and
+// clear errors on bad shapes.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "../common/expect_error.hpp"
@@ -85,6 +87,48 @@ void compare_with_composed(CellKind kind, Dtype dt, double tol) {
   BOOST_TEST_MESSAGE(nn::cell_name(kind) << " " << dtype_name(dt) << ": fused vs composed, worst relative difference " << worst);
 }
 
+// A step large enough to run in blocks of batch rows over the threads (ops_recurrent.cpp's
+// over_rows: from 2^18 multiply-adds in the step's gemm, B * G*H * H) against one thread: three
+// steps, forward and every gradient. Each block's share of the gemm is its own BLAS call, whose
+// edge tiles may round in another order: within a few epsilons of the values' scale, and the
+// same bits when the same count runs again. B = 37 splits unevenly (19 + 18, 13 + 13 + 11).
+void compare_threads(CellKind kind, Dtype dt, bool bias) {
+  constexpr std::size_t B = 37, T = 3, H = 96;
+  const std::size_t G = nn::gate_count(kind);
+  BOOST_REQUIRE(B * G * H * H >= (std::size_t(1) << 18));
+  std::vector<std::vector<std::vector<double>>> runs;  // per thread count: h, c, then the gradients
+  for (std::size_t threads : {1, 2, 3, 2}) {
+    set_num_threads(threads);
+    const Tensor xp = draw({B, T, G * H}, 21, dt).requires_grad_(), w = draw({G * H, H}, 22, dt, 0.1).requires_grad_();
+    const Tensor b = bias ? draw({G * H}, 23, dt).requires_grad_() : Tensor();
+    nn::RecurrentState s{draw({B, H}, 24, dt).requires_grad_(), draw({B, H}, 25, dt).requires_grad_()};
+    if (kind != CellKind::lstm) s.c = Tensor();
+    const Tensor h0 = s.h, c0 = s.c;
+    for (std::size_t t = 0; t < T; ++t) s = nn::fused_step(kind, xp, t, s, w, b);
+    Tensor loss = sum(mul(s.h, draw({B, H}, 26, dt)));
+    if (s.c.defined()) loss = loss + sum(mul(s.c, draw({B, H}, 27, dt)));
+    loss.backward();
+    std::vector<std::vector<double>> v{s.h.to_vector()};
+    if (s.c.defined()) v.push_back(s.c.to_vector());
+    for (const Tensor& p : {xp, w, b, h0, c0})
+      if (p.defined()) v.push_back(p.grad().to_vector());
+    runs.push_back(std::move(v));
+  }
+  set_num_threads(0);
+  const std::string what = nn::cell_name(kind) + std::string(" ") + dtype_name(dt) + (bias ? " with bias" : " without bias");
+  const double eps = dt == f32 ? 1.2e-7 : 2.3e-16;
+  for (std::size_t r = 1; r < runs.size(); ++r)
+    for (std::size_t k = 0; k < runs[0].size(); ++k) {
+      const auto &one = runs[0][k], &now = runs[r][k];
+      double diff = 0, scale = 0;
+      for (std::size_t i = 0; i < one.size(); ++i) diff = std::max(diff, std::abs(now[i] - one[i])), scale = std::max(scale, std::abs(one[i]));
+      BOOST_TEST(diff <= 16 * eps * scale, what << ", run " << r << " (" << (r == 2 ? 3 : 2) << " threads), value " << k << ": max difference "
+                                                << diff << " at scale " << scale);
+    }
+  for (std::size_t k = 0; k < runs[0].size(); ++k)
+    BOOST_TEST((runs[3][k] == runs[1][k]), what << ", 2 threads twice, value " << k << ": not the same bits");
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(fused_cells)
@@ -98,6 +142,12 @@ BOOST_AUTO_TEST_CASE(same_as_composed_ops) {
     compare_with_composed(kind, f64, 1e-13);
     compare_with_composed(kind, f32, 2e-5);
   }
+}
+
+BOOST_AUTO_TEST_CASE(threads_match_one_thread) {
+  for (CellKind kind : {CellKind::tanh_rnn, CellKind::lstm, CellKind::gru})
+    for (Dtype dt : {f32, f64})
+      for (bool bias : {true, false}) compare_threads(kind, dt, bias);
 }
 
 BOOST_AUTO_TEST_CASE(bad_shapes_are_named) {

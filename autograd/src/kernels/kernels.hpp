@@ -89,6 +89,8 @@ template <class T> void adam_update(T* param, T* m, T* v, const T* grad, std::si
 //   row (or column) blocks, one per thread; a batch of smaller products (matmul's batch
 //   elements, attention's heads) is spread over the threads, one product per task; linear's bias
 //   is copied into the rows, and its gradient summed over them (acc_rows), in column blocks over the threads.
+// - a recurrent cell's step (ops_recurrent.cpp): blocks of batch rows, each its share of the
+//   step's gemm and its element-wise gates in one task; the weights' gradients after, split as above.
 // - the kernels above that stream through large buffers (the element-wise ones, adam_update, the
 //   softmax and log-softmax rows, their statistics and backward, the layer norm's rows forward; not
 //   sum, max or the layer norm's backward, whose gamma and beta gradients sum over the rows in
