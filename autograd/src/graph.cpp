@@ -281,55 +281,43 @@ Strides broadcast_strides(const Shape& in, const Shape& out) {
   return s;
 }
 
-void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const Strides& strides) {
-  const Strides ds = contiguous_strides(dst.shape());
-  dispatch(dst.dtype(), [&](auto t) {
-    using T = decltype(t);
-    // dst's entries [b0, b1) along its first axis from their places in src
-    auto copy_range = [&](std::size_t b0, std::size_t b1) {
-      Shape shape = dst.shape();
-      if (!shape.empty()) shape[0] = b1 - b0;
-      T* d = dst.ptr<T>() + (shape.empty() ? 0 : std::ptrdiff_t(b0) * ds[0]);
-      const T* s = src.ptr<T>() + offset + (shape.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
-      for_each_row<2>(shape, {&ds, &strides}, [&](auto off, std::size_t len, auto inner) {
-        T* dr = d + off[0];
-        const T* sr = s + off[1];
-        if (inner[1] == 1) std::copy(sr, sr + len, dr);
-        else for (std::size_t j = 0; j < len; ++j) dr[j] = sr[std::ptrdiff_t(j) * inner[1]];
-      });
-    };
-    if (dst.dim() >= 2)  // blocks along the first axis over the threads
-      kernels::parallel_for(dst.shape()[0], dst.size() / std::max<std::size_t>(dst.shape()[0], 1), 1, copy_range);
-    else
-      copy_range(0, dst.dim() ? dst.shape()[0] : 1);
-  });
-}
-
 namespace {
-// row(dr, sr, len, step) for each row of src (contiguous) and the place it goes in dst through
-// (offset, strides): dst's entries at dr[j * step], src's at sr[j]. With `by_blocks` (no two src
-// entries share a dst entry) blocks along src's first axis run on the threads (Note [threads]).
-template <class T, class Row>
-void scatter_rows(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool by_blocks, Row row) {
-  const Strides ss = contiguous_strides(src.shape());
-  auto rows_in = [&](std::size_t b0, std::size_t b1) {  // src's entries [b0, b1) along its first axis
-    Shape shape = src.shape();
-    if (!shape.empty()) shape[0] = b1 - b0;
-    T* d = dst.ptr<T>() + offset + (shape.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
-    const T* s = src.ptr<T>() + (shape.empty() ? 0 : std::ptrdiff_t(b0) * ss[0]);
-    for_each_row<2>(shape, {&strides, &ss}, [&](auto off, std::size_t len, auto inner) { row(d + off[0], s + off[1], len, inner[0]); });
+// row(strided_row, contiguous_row, len, step) for each row (along the last axis) of a contiguous
+// array of `shape` and the place it has in a strided one: the strided entries at
+// strided_row[j * step], the contiguous ones at contiguous_row[j]. With `by_blocks` (no two rows
+// share an entry) blocks along the first axis run on the threads (Note [threads]).
+template <class S, class C, class Row>
+void for_each_strided_row(S* strided, const Strides& strides, C* contiguous, const Shape& shape, bool by_blocks, Row row) {
+  const Strides cs = contiguous_strides(shape);
+  auto rows_in = [&](std::size_t b0, std::size_t b1) {  // entries [b0, b1) along the first axis
+    Shape block = shape;
+    if (!block.empty()) block[0] = b1 - b0;
+    S* sp = strided + (block.empty() ? 0 : std::ptrdiff_t(b0) * strides[0]);
+    C* cp = contiguous + (block.empty() ? 0 : std::ptrdiff_t(b0) * cs[0]);
+    for_each_row<2>(block, {&strides, &cs}, [&](auto off, std::size_t len, auto inner) { row(sp + off[0], cp + off[1], len, inner[0]); });
   };
-  if (by_blocks && src.dim() >= 2)
-    kernels::parallel_for(src.shape()[0], src.size() / std::max<std::size_t>(src.shape()[0], 1), 1, rows_in);
-  else
-    rows_in(0, src.dim() ? src.shape()[0] : 1);
+  const std::size_t n = shape.empty() ? 1 : shape[0];
+  if (by_blocks && shape.size() >= 2) kernels::parallel_for(n, shape_numel(shape) / std::max<std::size_t>(n, 1), 1, rows_in);
+  else rows_in(0, n);
 }
 }  // namespace
+
+void gather_strided(Array& dst, const Array& src, std::ptrdiff_t offset, const Strides& strides) {
+  dispatch(dst.dtype(), [&](auto t) {
+    using T = decltype(t);
+    for_each_strided_row(src.ptr<T>() + offset, strides, dst.ptr<T>(), dst.shape(), true,
+                         [](const T* sr, T* dr, std::size_t len, std::ptrdiff_t step) {
+      if (step == 1) std::copy(sr, sr + len, dr);
+      else for (std::size_t j = 0; j < len; ++j) dr[j] = sr[std::ptrdiff_t(j) * step];
+    });
+  });
+}
 
 void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src, bool one_to_one) {
   dispatch(dst.dtype(), [&](auto t) {
     using T = decltype(t);
-    scatter_rows<T>(dst, offset, strides, src, one_to_one, [](T* dr, const T* sr, std::size_t len, std::ptrdiff_t step) {
+    for_each_strided_row(dst.ptr<T>() + offset, strides, src.ptr<T>(), src.shape(), one_to_one,
+                         [](T* dr, const T* sr, std::size_t len, std::ptrdiff_t step) {
       if (step == 1) kernels::acc(dr, sr, len);
       else if (step == 0) *dr += kernels::sum(sr, len);
       else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * step] += sr[j];
@@ -340,7 +328,8 @@ void scatter_add_strided(Array& dst, std::ptrdiff_t offset, const Strides& strid
 void scatter_strided(Array& dst, std::ptrdiff_t offset, const Strides& strides, const Array& src) {
   dispatch(dst.dtype(), [&](auto t) {
     using T = decltype(t);
-    scatter_rows<T>(dst, offset, strides, src, true, [](T* dr, const T* sr, std::size_t len, std::ptrdiff_t step) {
+    for_each_strided_row(dst.ptr<T>() + offset, strides, src.ptr<T>(), src.shape(), true,
+                         [](T* dr, const T* sr, std::size_t len, std::ptrdiff_t step) {
       if (step == 1) kernels::add_scalar(dr, sr, T(0), len);  // + 0: the bits of 0 + src
       else for (std::size_t j = 0; j < len; ++j) dr[std::ptrdiff_t(j) * step] = sr[j] + T(0);
     });
