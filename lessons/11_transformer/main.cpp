@@ -112,26 +112,12 @@ std::pair<std::size_t, std::size_t> greedy_errors(nn::TransformerSeq2Seq& model,
   ag::NoGrad no_grad;
   model.eval();
   const ag::Indices greedy = model.greedy_decode(set.src, lab::BOS, 11, lab::PAD);  // [N, 11]
-  const std::size_t N = set.size(), T = 11;
+  const std::size_t N = set.size();
   // log p(y | x) of each row of y [N, 11] up to its EOS, teacher-forced: the decoder reads BOS, y_1 .. y_10.
-  auto log_probs = [&](const std::vector<std::int64_t>& y) {
-    std::vector<std::int64_t> in;
-    for (std::size_t b = 0; b < N; ++b) {
-      in.push_back(lab::BOS);
-      in.insert(in.end(), y.begin() + std::ptrdiff_t(b * T), y.begin() + std::ptrdiff_t(b * T + T - 1));
-    }
-    const ag::Tensor logits = model.forward(set.src, ag::Indices(in, {N, T}), lab::PAD);  // [N, 11, V]
-    const std::size_t V = logits.shape()[2];
-    const std::vector<double> lp = ag::log_softmax(logits, -1).to_vector();
-    std::vector<double> out(N, 0.0);
-    for (std::size_t b = 0; b < N; ++b)
-      for (std::size_t t = 0; t < T; ++t) {
-        out[b] += lp[(b * T + t) * V + std::size_t(y[b * T + t])];
-        if (y[b * T + t] == lab::EOS) break;
-      }
-    return out;
+  auto log_probs = [&](const ag::Indices& y) {
+    return nn::sequence_log_probs(model.forward(set.src, nn::shift_right(y, lab::BOS), lab::PAD), y, lab::EOS);
   };
-  const std::vector<double> p_greedy = log_probs(greedy.values), p_right = log_probs(set.dec_target.values);  // dates: 10 characters + EOS, no padding
+  const std::vector<double> p_greedy = log_probs(greedy), p_right = log_probs(set.dec_target);  // dates: 10 characters + EOS, no padding
   model.train();
   std::size_t wrong = 0, model_errors = 0;
   for (std::size_t b = 0; b < N; ++b)

@@ -30,6 +30,34 @@ ag::Indices repeat_rows(const ag::Indices& ids, std::size_t k) {
   return ag::Indices(std::move(out), {B * k, S});
 }
 
+ag::Indices shift_right(const ag::Indices& ids, std::int64_t bos) {
+  if (ids.shape.size() != 2) ag::fail("shift_right: ids should be [B, T], got ", ag::shape_str(ids.shape));
+  const std::size_t B = ids.shape[0], T = ids.shape[1];
+  std::vector<std::int64_t> out;
+  out.reserve(B * T);
+  for (std::size_t b = 0; b < B && T; ++b) {
+    out.push_back(bos);
+    out.insert(out.end(), ids.values.begin() + std::ptrdiff_t(b * T), ids.values.begin() + std::ptrdiff_t(b * T + T - 1));
+  }
+  return ag::Indices(std::move(out), {B, T});
+}
+
+std::vector<double> sequence_log_probs(const ag::Tensor& logits, const ag::Indices& ids, std::int64_t eos) {
+  if (ids.shape.size() != 2 || logits.dim() != 3 || logits.shape()[0] != ids.shape[0] || logits.shape()[1] != ids.shape[1])
+    ag::fail("sequence_log_probs: logits ", ag::shape_str(logits.shape()), " should be [B, T, V] for ids ", ag::shape_str(ids.shape));
+  const std::size_t B = ids.shape[0], T = ids.shape[1], V = logits.shape()[2];
+  const std::vector<double> lp = ag::log_softmax(logits, -1).to_vector();
+  std::vector<double> out(B, 0.0);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < T; ++t) {
+      const std::int64_t y = ids.values[b * T + t];
+      if (y < 0 || std::size_t(y) >= V) ag::fail("sequence_log_probs: token ", y, " at [", b, ", ", t, "] is outside the vocabulary of ", V);
+      out[b] += lp[(b * T + t) * V + std::size_t(y)];
+      if (y == eos) break;
+    }
+  return out;
+}
+
 ag::Tensor take_rows(const ag::Tensor& x, const std::vector<std::size_t>& rows) {
   if (x.dim() < 1) ag::fail("take_rows: x should have a first axis, got ", ag::shape_str(x.shape()));
   const std::size_t R = x.shape()[0], rest = R ? x.numel() / R : 0;

@@ -35,30 +35,16 @@ nn::NextLogProbs table_model(std::size_t V, std::map<std::vector<std::int64_t>, 
 }
 
 // Teacher-forced log p(y | x) of every row of ids, up to and including its first EOS: the
-// sequence probability the search claims, computed independently.
+// sequence probability the search claims, computed independently (nn::sequence_log_probs).
 template <class Model>
-std::vector<double> sequence_log_probs(Model& model, const Indices& src, const Indices& ids, std::int64_t bos, std::int64_t eos, std::int64_t pad) {
-  const std::size_t B = ids.shape[0], T = ids.shape[1];
-  std::vector<std::int64_t> tgt_in;
-  for (std::size_t b = 0; b < B; ++b) {
-    tgt_in.push_back(bos);
-    tgt_in.insert(tgt_in.end(), ids.values.begin() + std::ptrdiff_t(b * T), ids.values.begin() + std::ptrdiff_t(b * T + T - 1));
-  }
+std::vector<double> model_log_probs(Model& model, const Indices& src, const Indices& ids, std::int64_t bos, std::int64_t eos, std::int64_t pad) {
+  const Indices in = nn::shift_right(ids, bos);
   Tensor logits;
   if constexpr (std::is_same_v<Model, nn::Seq2Seq>)
-    logits = model.forward(src, Indices(tgt_in, {B, T}), pad).logits;
+    logits = model.forward(src, in, pad).logits;
   else
-    logits = model.forward(src, Indices(tgt_in, {B, T}), pad);
-  const std::vector<double> lp = log_softmax(logits, -1).to_vector();
-  const std::size_t V = logits.shape()[2];
-  std::vector<double> out(B, 0.0);
-  for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t t = 0; t < T; ++t) {
-      const std::int64_t y = ids.values[b * T + t];
-      out[b] += lp[(b * T + t) * V + std::size_t(y)];
-      if (y == eos) break;
-    }
-  return out;
+    logits = model.forward(src, in, pad);
+  return nn::sequence_log_probs(logits, ids, eos);
 }
 
 // The rows of ids up to and including the first EOS (all of a row without one).
@@ -221,8 +207,8 @@ BOOST_AUTO_TEST_CASE(log_probs_are_the_models) {
     const nn::BeamSearchOptions o{.beam_size = 4, .max_len = 8, .eos = kEos, .length_penalty = 0.6};
     const nn::BeamSearchResult beam = m.beam_search(kSrc, kBos, o, kPad);
     const nn::BeamSearchResult greedy = m.beam_search(kSrc, kBos, {.beam_size = 1, .max_len = 8, .eos = kEos}, kPad);
-    const std::vector<double> lp = sequence_log_probs(m, kSrc, beam.ids, kBos, kEos, kPad);
-    const std::vector<double> lp_greedy = sequence_log_probs(m, kSrc, m.greedy_decode(kSrc, kBos, 8, kPad).ids, kBos, kEos, kPad);
+    const std::vector<double> lp = model_log_probs(m, kSrc, beam.ids, kBos, kEos, kPad);
+    const std::vector<double> lp_greedy = model_log_probs(m, kSrc, m.greedy_decode(kSrc, kBos, 8, kPad).ids, kBos, kEos, kPad);
     for (std::size_t b = 0; b < 4; ++b) {
       BOOST_TEST(beam.log_probs[b] == lp[b], boost::test_tools::tolerance(1e-12));
       BOOST_TEST(beam.scores[b] == lp[b] / std::pow((5.0 + double(beam.lengths[b])) / 6.0, 0.6), boost::test_tools::tolerance(1e-12));
@@ -231,7 +217,7 @@ BOOST_AUTO_TEST_CASE(log_probs_are_the_models) {
     // The Transformer's forward masks pad_id in the target too: unpadded sources, no pad_id.
     nn::TransformerSeq2Seq t = transformer_model(seed);
     const nn::BeamSearchResult tb = t.beam_search(kSrcFull, kBos, o, -1);
-    const std::vector<double> tlp = sequence_log_probs(t, kSrcFull, tb.ids, kBos, kEos, -1);
+    const std::vector<double> tlp = model_log_probs(t, kSrcFull, tb.ids, kBos, kEos, -1);
     for (std::size_t b = 0; b < 4; ++b) BOOST_TEST(tb.log_probs[b] == tlp[b], boost::test_tools::tolerance(1e-12));
   }
 }
@@ -304,6 +290,33 @@ BOOST_AUTO_TEST_CASE(take_and_repeat_rows) {
   const Tensor y = nn::take_rows(x, {2, 0, 2});
   BOOST_TEST((y.shape() == Shape{3, 2, 2}));
   BOOST_TEST(y.to_vector() == std::vector<double>({8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11}), boost::test_tools::per_element());
+}
+
+// Known values: logits chosen so that each position's log-softmax is easy to write down.
+BOOST_AUTO_TEST_CASE(shift_right_and_sequence_log_probs) {
+  const Indices ids({3, 2, 1, 0, 1, 2}, {2, 3});
+  const Indices in = nn::shift_right(ids, 7);
+  BOOST_TEST(in.values == std::vector<std::int64_t>({7, 3, 2, 7, 0, 1}), boost::test_tools::per_element());
+  BOOST_TEST((in.shape == Shape{2, 3}));
+  // [2, 3, 4]: position (b, t) has logit t + 1 on token b + t and 0 elsewhere
+  std::vector<double> v(24, 0.0);
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t t = 0; t < 3; ++t) v[(b * 3 + t) * 4 + b + t] = double(t + 1);
+  const Tensor logits = tensor(v, {2, 3, 4}, {f64});
+  auto lp = [](std::size_t b, std::size_t t, std::int64_t y) {  // log_softmax(logits)[b, t, y]
+    const double z = double(t + 1), log_sum = std::log(std::exp(z) + 3.0);
+    return (std::size_t(y) == b + t ? z : 0.0) - log_sum;
+  };
+  const std::vector<double> all = nn::sequence_log_probs(logits, ids, -1);  // no EOS: every token
+  BOOST_TEST(all[0] == lp(0, 0, 3) + lp(0, 1, 2) + lp(0, 2, 1), boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(all[1] == lp(1, 0, 0) + lp(1, 1, 1) + lp(1, 2, 2), boost::test_tools::tolerance(1e-14));
+  const std::vector<double> to_eos = nn::sequence_log_probs(logits, ids, 2);  // up to and including the first 2
+  BOOST_TEST(to_eos[0] == lp(0, 0, 3) + lp(0, 1, 2), boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(to_eos[1] == all[1], boost::test_tools::tolerance(1e-14));  // its 2 is the last token
+  expect_error([&] { nn::sequence_log_probs(logits, Indices({0, 1}, {1, 2}), -1); }, {"sequence_log_probs", "[2,3,4]", "[1,2]"});
+  expect_error([&] { nn::sequence_log_probs(logits, Indices({0, 1, 4, 0, 1, 2}, {2, 3}), -1); },
+               {"sequence_log_probs", "token 4", "[0, 2]", "vocabulary of 4"});
+  expect_error([&] { nn::shift_right(Indices({1, 2, 3}), 0); }, {"shift_right", "[3]"});
 }
 
 BOOST_AUTO_TEST_CASE(errors) {

@@ -62,6 +62,15 @@ void check_beam_search(std::size_t batch, const BeamSearchOptions& o);
 // Each row of ids [B, S] k times in a row: [B k, S] (an encoder input for B k beams).
 // Errors: ids not 2-D.
 ag::Indices repeat_rows(const ag::Indices& ids, std::size_t k);
+// Teacher forcing's decoder input for the outputs ids [B, T]: BOS, then each row's first T - 1
+// tokens: [B, T]. Errors: ids not 2-D.
+ag::Indices shift_right(const ag::Indices& ids, std::int64_t bos);
+// log p(Y | x) of each row of ids [B, T], from the logits [B, T, V] of the model run teacher-forced
+// on shift_right(ids, bos): the sum over t of log_softmax(logits)[b, t, y_t], up to and including
+// the row's first eos (eos < 0: every token). The log_probs a search reports, found independently,
+// and how to score an output the search did not return (the right answer, say). [B] in float64.
+// Errors: logits not [B, T, V] for ids [B, T], a token outside [0, V).
+std::vector<double> sequence_log_probs(const ag::Tensor& logits, const ag::Indices& ids, std::int64_t eos);
 // x's rows in the order `rows`: [rows.size(), ...] (a gather along axis 0; differentiable).
 // Errors: x 0-D, a row past x's first axis.
 ag::Tensor take_rows(const ag::Tensor& x, const std::vector<std::size_t>& rows);
