@@ -137,6 +137,15 @@ BOOST_AUTO_TEST_CASE(errors) {
   for (auto& k : wide.keys.values) k = 8;
   expect_error([&] { s.reader.scores(wide); }, {"scores", "key 8", "[0, 6)"});
   expect_error([] { lab::argmax_positions(ag::tensor({1, 2, 3}, {3})); }, {"argmax_positions", "[3]", "[B, N]"});
+  lab::RetrievalBatch bad = s.batch;  // a query or a value out of the reader's ranges, values of another shape
+  bad.query.values[1] = 6;
+  expect_error([&] { s.reader.scores(bad); }, {"scores", "query 6", "[0, 6)"});
+  bad = s.batch;
+  bad.values.values[5] = -1;
+  expect_error([&] { s.reader.scores(bad); }, {"scores", "value -1", "[0, 3)"});
+  bad = s.batch;
+  bad.values = ag::Indices({0, 1, 2}, {3, 1});
+  expect_error([&] { s.reader.scores(bad); }, {"scores", "keys [3,4]", "values [3,1]", "expected [B, N]"});
 }
 
 BOOST_AUTO_TEST_SUITE_END()
