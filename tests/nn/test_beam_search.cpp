@@ -294,11 +294,12 @@ BOOST_AUTO_TEST_CASE(take_and_repeat_rows) {
 
 // Known values: logits chosen so that each position's log-softmax is easy to write down.
 BOOST_AUTO_TEST_CASE(shift_right_and_sequence_log_probs) {
-  const Indices ids({3, 2, 1, 0, 1, 2}, {2, 3});
+  const Indices ids({0, 2, 1, 1, 2, 3}, {2, 3});
   const Indices in = nn::shift_right(ids, 7);
-  BOOST_TEST(in.values == std::vector<std::int64_t>({7, 3, 2, 7, 0, 1}), boost::test_tools::per_element());
+  BOOST_TEST(in.values == std::vector<std::int64_t>({7, 0, 2, 7, 1, 2}), boost::test_tools::per_element());
   BOOST_TEST((in.shape == Shape{2, 3}));
-  // [2, 3, 4]: position (b, t) has logit t + 1 on token b + t and 0 elsewhere
+  // [2, 3, 4]: position (b, t) has logit t + 1 on token b + t and 0 elsewhere; the ids pick that
+  // token at (0, 0) and along row 1, another elsewhere
   std::vector<double> v(24, 0.0);
   for (std::size_t b = 0; b < 2; ++b)
     for (std::size_t t = 0; t < 3; ++t) v[(b * 3 + t) * 4 + b + t] = double(t + 1);
@@ -308,11 +309,11 @@ BOOST_AUTO_TEST_CASE(shift_right_and_sequence_log_probs) {
     return (std::size_t(y) == b + t ? z : 0.0) - log_sum;
   };
   const std::vector<double> all = nn::sequence_log_probs(logits, ids, -1);  // no EOS: every token
-  BOOST_TEST(all[0] == lp(0, 0, 3) + lp(0, 1, 2) + lp(0, 2, 1), boost::test_tools::tolerance(1e-14));
-  BOOST_TEST(all[1] == lp(1, 0, 0) + lp(1, 1, 1) + lp(1, 2, 2), boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(all[0] == lp(0, 0, 0) + lp(0, 1, 2) + lp(0, 2, 1), boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(all[1] == lp(1, 0, 1) + lp(1, 1, 2) + lp(1, 2, 3), boost::test_tools::tolerance(1e-14));
   const std::vector<double> to_eos = nn::sequence_log_probs(logits, ids, 2);  // up to and including the first 2
-  BOOST_TEST(to_eos[0] == lp(0, 0, 3) + lp(0, 1, 2), boost::test_tools::tolerance(1e-14));
-  BOOST_TEST(to_eos[1] == all[1], boost::test_tools::tolerance(1e-14));  // its 2 is the last token
+  BOOST_TEST(to_eos[0] == lp(0, 0, 0) + lp(0, 1, 2), boost::test_tools::tolerance(1e-14));
+  BOOST_TEST(to_eos[1] == lp(1, 0, 1) + lp(1, 1, 2), boost::test_tools::tolerance(1e-14));
   expect_error([&] { nn::sequence_log_probs(logits, Indices({0, 1}, {1, 2}), -1); }, {"sequence_log_probs", "[2,3,4]", "[1,2]"});
   expect_error([&] { nn::sequence_log_probs(logits, Indices({0, 1, 4, 0, 1, 2}, {2, 3}), -1); },
                {"sequence_log_probs", "token 4", "[0, 2]", "vocabulary of 4"});
